@@ -6,11 +6,11 @@
 __all__ = ['MAX_LOG_SHIFT', 'box_centers', 'encode_centripetal_shift', 'decode_centripetal_shift', 'encode_guiding_shift',
            'decode_guiding_shift', 'plot_shifts']
 
-# %% ../nbs/00_shift.ipynb #3689723a
+# %% ../nbs/00_shift.ipynb #5e8da9e3
 import math
 import torch
 
-# %% ../nbs/00_shift.ipynb #29f5de39
+# %% ../nbs/00_shift.ipynb #61fa02c9
 def _as_float(t, name):
     "Check that `t` is a tensor and return it as floating point (integer tensors become float32)."
     if not isinstance(t, torch.Tensor):
@@ -26,14 +26,14 @@ def _check_stride(stride):
     if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride > 0):
         raise ValueError(f"stride must be a positive finite number (input size / feature size), got {stride!r}")
 
-# %% ../nbs/00_shift.ipynb #5e831d32
+# %% ../nbs/00_shift.ipynb #31b59e9d
 def box_centers(boxes):
     "Geometric centres of `boxes` (..., 4) as `(x1, y1, x2, y2)` -> (..., 2) `(ctx, cty)`, same units as the boxes."
     boxes = _as_float(boxes, "boxes")
     _check_last(boxes, 4, "boxes")
     return (boxes[..., :2] + boxes[..., 2:]) / 2
 
-# %% ../nbs/00_shift.ipynb #f88a8522
+# %% ../nbs/00_shift.ipynb #5678d6bd
 def _check_boxes(boxes):
     "Validate (..., 4) boxes: finite and not inverted. Returns them as float."
     boxes = _as_float(boxes, "boxes")
@@ -59,7 +59,7 @@ def encode_centripetal_shift(boxes, stride=4.0, min_dist=1e-2):
     d_br = (boxes[..., 2:] - ct) / stride
     return d_tl.clamp(min=min_dist).log(), d_br.clamp(min=min_dist).log()
 
-# %% ../nbs/00_shift.ipynb #d8b9c420
+# %% ../nbs/00_shift.ipynb #c88653ca
 MAX_LOG_SHIFT = math.log(1e4)  # largest centripetal shift decoded (1e4 feature cells); keeps exp finite
 
 def decode_centripetal_shift(tl_xy, cs_tl, br_xy, cs_br, stride=4.0):
@@ -76,7 +76,7 @@ def decode_centripetal_shift(tl_xy, cs_tl, br_xy, cs_br, stride=4.0):
     br_ctr = br_xy - stride * cs_br.clamp(max=MAX_LOG_SHIFT).exp()
     return tl_ctr, br_ctr
 
-# %% ../nbs/00_shift.ipynb #0e6cd8b3
+# %% ../nbs/00_shift.ipynb #97088bf5
 def encode_guiding_shift(boxes, stride=4.0):
     """Eq. 7: guiding-shift targets of `boxes` (N, 4) in input pixels, in feature units, no log.
 
@@ -99,7 +99,7 @@ def decode_guiding_shift(tl_cell, gs_tl, br_cell, gs_br, stride=4.0):
     for t, n in zip((tl_cell, gs_tl, br_cell, gs_br), names): _check_last(t, 2, n)
     return (tl_cell + gs_tl) * stride, (br_cell - gs_br) * stride
 
-# %% ../nbs/00_shift.ipynb #81845271
+# %% ../nbs/00_shift.ipynb #a690f5bd
 def plot_shifts(box, stride=4.0, mu=1 / 2.1, ax=None):
     """Draw one box `(x1, y1, x2, y2)` (4,) in input pixels with its corners, corner cells, centripetal shifts (Eq. 1,
     solid), guiding shifts (Eq. 7, dashed) and the central region scaled by `mu` (Figure 3 style). Returns the figure."""
@@ -125,7 +125,8 @@ def plot_shifts(box, stride=4.0, mu=1 / 2.1, ax=None):
     ax.plot(*tl.tolist(), "o", color="tab:red", label="top-left corner")
     ax.plot(*br.tolist(), "o", color="tab:blue", label="bottom-right corner")
     ax.plot(*ct.tolist(), "*", color="k", ms=12, label="centre")
-    arrow = dict(length_includes_head=True, head_width=stride * 0.4, zorder=3)
+    head = 0.03 * (hi.max() - lo.min()).item()  # arrow heads scale with the drawn extent
+    arrow = dict(length_includes_head=True, head_width=head, head_length=head, zorder=3)
     ax.arrow(*tl.tolist(), *(stride * cs_tl[0].exp()).tolist(), color="tab:red", **arrow)
     ax.arrow(*br.tolist(), *(-stride * cs_br[0].exp()).tolist(), color="tab:blue", **arrow)
     ax.arrow(*(tl_cell * stride).tolist(), *(stride * gs_tl[0]).tolist(), color="tab:red", ls="--", fill=False, **arrow)
