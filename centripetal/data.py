@@ -8,7 +8,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DEFAULT_SCALES', 'load_coco', 'xywh
            'hflip', 'test_pad_size', 'CocoDetection', 'denormalize', 'show_samples', 'collate', 'seed_worker',
            'make_loader', 'set_epoch']
 
-# %% ../nbs/10_data.ipynb #65ca5e54
+# %% ../nbs/10_data.ipynb #34a7f07b
 import contextlib, io, json, math, random
 from collections import Counter
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from pycocotools.coco import COCO
 
-# %% ../nbs/10_data.ipynb #06381f39
+# %% ../nbs/10_data.ipynb #e49dbb18
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
@@ -45,7 +45,7 @@ def load_coco(ann_file):
     if unknown: raise ValueError(f"{p}: annotations use category ids {sorted(unknown)} that 'categories' does not list; add them to 'categories'")
     return coco
 
-# %% ../nbs/10_data.ipynb #dc6ff2ff
+# %% ../nbs/10_data.ipynb #36fea441
 def xywh_to_xyxy(b):
     "COCO boxes [x, y, w, h] (N, 4) -> (N, 4) float32 [x1, y1, x2, y2]."
     b = torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4)
@@ -60,7 +60,7 @@ def clip_and_drop(boxes, hw, min_size=1.0):
     keep = ((c[:, 2] - c[:, 0]) >= min_size) & ((c[:, 3] - c[:, 1]) >= min_size)
     return c[keep], keep, n_clipped
 
-# %% ../nbs/10_data.ipynb #a27f139b
+# %% ../nbs/10_data.ipynb #9edb3682
 def _grey(img):
     "Luma (1, H, W) of an RGB image (3, H, W)."
     w = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device)
@@ -85,7 +85,7 @@ def normalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     s = torch.tensor(std, dtype=img.dtype, device=img.device)[:, None, None]
     return (img / 255 - m) / s
 
-# %% ../nbs/10_data.ipynb #b6494f65
+# %% ../nbs/10_data.ipynb #d5983939
 def crop_border(size, out_size):
     """How far from the image edge (px) a random crop centre must stay along a side of `size` px: CornerNet's 128 at input 511, scaled with
     `out_size`, halved until the side is longer than twice the border."""
@@ -113,7 +113,7 @@ def centers_inside(boxes, hw):
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     return (cx >= 0) & (cx < hw[1]) & (cy >= 0) & (cy < hw[0])
 
-# %% ../nbs/10_data.ipynb #b5ec5cca
+# %% ../nbs/10_data.ipynb #25e5ad40
 def resize_image(img, out_hw):
     "(C, h, w) float -> (C, H, W), bilinear, anti-aliased when shrinking; `out_hw` = (H, W)."
     if tuple(img.shape[-2:]) == tuple(out_hw): return img
@@ -134,12 +134,15 @@ def hflip(img, boxes, masks=None):
     boxes = torch.stack([W - boxes[:, 2], boxes[:, 1], W - boxes[:, 0], boxes[:, 3]], dim=1)
     return img.flip(-1), boxes, (None if masks is None else masks.flip(-1))
 
-# %% ../nbs/10_data.ipynb #c5fc2642
-def test_pad_size(h, w):
-    "The (h, w) a test image is padded to, CornerNet's rule (s | 127) + 1 per side: the smallest multiple of 128 above s (511 -> 512, 256 -> 384)."
-    return (h | 127) + 1, (w | 127) + 1
+# %% ../nbs/10_data.ipynb #4e25c8b2
+def test_pad_size(h, w, multiple=None):
+    """The (h, w) a test image is padded to. Default: CornerNet's rule (s | 127) + 1 per side, the smallest multiple of 128
+    above s (511 -> 512, 256 -> 384). With `multiple` (e.g. 4·2**n_down of the backbone): the smallest multiple >= s (256 -> 256
+    for the small hourglass, whose multiple is 32), which spends no compute on padding."""
+    if multiple is None: return (h | 127) + 1, (w | 127) + 1
+    return -(-h // multiple) * multiple, -(-w // multiple) * multiple
 
-# %% ../nbs/10_data.ipynb #addb954b
+# %% ../nbs/10_data.ipynb #60781cc2
 def _hw(v, name):
     "An int or a pair -> (h, w) of positive ints."
     t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
@@ -155,7 +158,7 @@ class CocoDetection(torch.utils.data.Dataset):
     Test (`train=False`): no augmentation; the image keeps its resolution, zero-padded (= mean colour) at the bottom/right to `test_pad_size`,
     or, with `input_size`, resized to fit it and padded to it. Sizes are (h, w). Items are `(image (3, H, W) float32, target dict)`."""
     def __init__(self, ann_file, img_dir, input_size=None, train=True, with_masks=False, seed=0, scales=DEFAULT_SCALES,
-                 flip=True, color_jitter=True, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 flip=True, color_jitter=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, pad_multiple=None):
         self.ann_file, self.img_dir = Path(ann_file), Path(img_dir)
         self.coco = load_coco(self.ann_file)
         if not self.img_dir.is_dir():
@@ -171,6 +174,7 @@ class CocoDetection(torch.utils.data.Dataset):
         self.label_to_cat_id = dict(enumerate(self.cat_ids))
         self.class_names = [self.coco.cats[c].get('name', str(c)) for c in self.cat_ids]
         self.stats = Counter()
+        self.pad_multiple = pad_multiple
 
     @property
     def num_classes(self): return len(self.cat_ids)
@@ -275,7 +279,7 @@ class CocoDetection(torch.utils.data.Dataset):
         "normalise -> (resize to fit `input_size`) -> zero-pad bottom/right to `input_size` or (s | 127) + 1."
         img = normalize(img, self.mean, self.std)
         h, w = img.shape[-2:]
-        if self.input_size is None: s, out_hw = 1.0, test_pad_size(h, w)
+        if self.input_size is None: s, out_hw = 1.0, test_pad_size(h, w, self.pad_multiple)
         else: s, out_hw = min(self.input_size[0] / h, self.input_size[1] / w), self.input_size
         nh, nw = min(max(int(round(h * s)), 1), out_hw[0]), min(max(int(round(w * s)), 1), out_hw[1])
         canvas = img.new_zeros((3, *out_hw))
@@ -285,7 +289,7 @@ class CocoDetection(torch.utils.data.Dataset):
         sx, sy = nw / w, nh / h
         return canvas, boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32), masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)
 
-# %% ../nbs/10_data.ipynb #e3fe7cf7
+# %% ../nbs/10_data.ipynb #bfd0185b
 def denormalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     "(3, H, W) normalised -> (H, W, 3) float numpy in [0, 1], for display."
     m = torch.tensor(mean, dtype=img.dtype, device=img.device)[:, None, None]
@@ -315,7 +319,7 @@ def show_samples(dataset, indices, cols=4):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_data.ipynb #3a7d9c05
+# %% ../nbs/10_data.ipynb #230e54c3
 def collate(batch):
     """[(image (3, H_i, W_i), target)] -> (images (B, 3, H, W), [target]): images (and masks) zero-padded at the bottom/right to the
     largest H and W of the batch; zero is the mean colour after normalisation, and boxes need no change."""
