@@ -11,7 +11,7 @@ __all__ = ['log', 'CKPT_FORMAT', 'TrainConfig', 'config_from_dict', 'update_conf
            'n_parameters', 'CsvLog', 'read_log', 'plot_losses', 'train_step', 'restore', 'checkpoint_state',
            'wrap_model', 'window_row', 'train', 'ensure_data', 'train_parser', 'configs_from_args', 'main_train']
 
-# %% ../nbs/12_train.ipynb #7188a930
+# %% ../nbs/12_train.ipynb #6611b8bb
 import argparse, csv, dataclasses, logging, math, os, random, sys, time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -28,7 +28,7 @@ from .data import CocoDetection, collate
 
 log = logging.getLogger("centripetal.train")
 
-# %% ../nbs/12_train.ipynb #591a5ea7
+# %% ../nbs/12_train.ipynb #910efcd4
 @dataclass(frozen=True)
 class TrainConfig:
     "How to train (the paper's recipe by default; per-process batch 6 × 16 GPUs = 96). Paths are relative to `data_root` unless absolute."
@@ -82,7 +82,7 @@ class TrainConfig:
         p = Path(getattr(self, name)).expanduser()
         return p if p.is_absolute() else Path(self.data_root).expanduser() / p
 
-# %% ../nbs/12_train.ipynb #f2ac44aa
+# %% ../nbs/12_train.ipynb #a7657ea0
 def _field_default(f):
     if f.default is not dataclasses.MISSING: return f.default
     if f.default_factory is not dataclasses.MISSING: return f.default_factory()
@@ -143,7 +143,7 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list:
         elif va != vb: out.append((f"{prefix}{k}", va, vb))
     return out
 
-# %% ../nbs/12_train.ipynb #e04ef219
+# %% ../nbs/12_train.ipynb #d1515fa8
 def profile_dirs() -> list:
     "Where profile names are looked up: ./experiments/profiles, then the source tree's experiments/profiles."
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
@@ -192,7 +192,7 @@ def load_profile(name_or_path, variant: str = None):
         extra["variant"] = variant
     return model_cfg, train_cfg, test_cfg, extra
 
-# %% ../nbs/12_train.ipynb #ce969b39
+# %% ../nbs/12_train.ipynb #87e97cd8
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     "Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma at each (possibly fractional) epoch in lr_steps."
     if steps_per_epoch < 1: raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
@@ -202,7 +202,7 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
         lr *= cfg.warmup_ratio + (1 - cfg.warmup_ratio) * step / cfg.warmup_iters
     return lr
 
-# %% ../nbs/12_train.ipynb #90750e3b
+# %% ../nbs/12_train.ipynb #276a47aa
 def plot_lr(cfg: TrainConfig, steps_per_epoch: int):
     "The schedule of `cfg` over its whole run (log scale); returns the figure."
     import matplotlib.pyplot as plt
@@ -213,7 +213,7 @@ def plot_lr(cfg: TrainConfig, steps_per_epoch: int):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/12_train.ipynb #a8c116b8
+# %% ../nbs/12_train.ipynb #a5bf5b43
 def epoch_batches(n_items: int, batch_size: int, epoch: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> list:
     "Index batches (list of lists) process `rank` of `world_size` sees in `epoch`: a pure function of (seed, epoch); incomplete batches dropped."
     from torch.utils.data import DistributedSampler
@@ -228,7 +228,7 @@ def steps_per_epoch(n_items: int, batch_size: int, world_size: int = 1) -> int:
     "Optimiser steps in one epoch: each of world_size processes takes batch_size images per step (remainders dropped)."
     return (n_items // world_size) // batch_size
 
-# %% ../nbs/12_train.ipynb #c8c9a491
+# %% ../nbs/12_train.ipynb #49d1c1f6
 def seed_everything(seed: int):
     "Seed python's random, NumPy's global generator and torch (CPU and all CUDA devices)."
     random.seed(seed); np.random.seed(seed % 2 ** 32); torch.manual_seed(seed)
@@ -251,7 +251,7 @@ def set_rng_state(st: dict):
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
-# %% ../nbs/12_train.ipynb #b16ce104
+# %% ../nbs/12_train.ipynb #b6e1fdfb
 CKPT_FORMAT = "centripetal-checkpoint-v1"
 
 def save_checkpoint(path, state: dict) -> Path:
@@ -298,7 +298,7 @@ def model_config_of(ckpt: dict):
     "The ModelConfig stored in a checkpoint."
     return config_from_dict(ModelConfig, ckpt["model_cfg"], "checkpoint model_cfg")
 
-# %% ../nbs/12_train.ipynb #24aba661
+# %% ../nbs/12_train.ipynb #32bcee97
 @dataclass(frozen=True)
 class DistInfo:
     "Who this process is: rank, world_size, local_rank, its device, and whether this code opened the process group."
@@ -353,7 +353,7 @@ def _any(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([float(flag)], device=info.device); dist.all_reduce(t)
     return bool(t.item() > 0)
 
-# %% ../nbs/12_train.ipynb #8e4b97ba
+# %% ../nbs/12_train.ipynb #e8292f1d
 def check_data(train_cfg: TrainConfig, split: str = "train"):
     "Raise FileNotFoundError with a hint unless the annotation file and image folder of `split` ('train' or 'val') exist."
     if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -395,7 +395,7 @@ def n_parameters(model: nn.Module) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/12_train.ipynb #2441fdff
+# %% ../nbs/12_train.ipynb #97852faf
 class CsvLog:
     "Append rows (dicts) to a CSV file; the first row fixes the columns. `keep_until` drops existing rows with step > keep_until."
     def __init__(self, path, keep_until: int = None):
@@ -448,7 +448,7 @@ def _tensorboard(out_dir):
         return None
     return SummaryWriter(str(Path(out_dir) / "tb"))
 
-# %% ../nbs/12_train.ipynb #73cea3d4
+# %% ../nbs/12_train.ipynb #20d4494a
 def _micro_batches(images, targets, k: int):
     "Split a batch into k interleaved micro-batches: micro-batch j = items j, j+k, j+2k, ... images (B,3,H,W) -> k × (B/k,3,H,W)."
     if k == 1: return [(images, targets)]
@@ -480,7 +480,7 @@ def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, devi
     scaler.update()
     return {n: torch.stack([p[n] for p in parts]).mean() for n in parts[0]}
 
-# %% ../nbs/12_train.ipynb #e87c242a
+# %% ../nbs/12_train.ipynb #4911b420
 def _unwrap(model): return model.module if hasattr(model, "module") else model
 
 def _gather_rng(info: DistInfo) -> list:
@@ -628,7 +628,7 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
     finally:
         cleanup_distributed(info, barrier=ok)
 
-# %% ../nbs/12_train.ipynb #cdd4a333
+# %% ../nbs/12_train.ipynb #741a1fbf
 def ensure_data(train_cfg: TrainConfig, extra: dict, info_rank: int = None, wait_s: float = 600):
     "Generate the shapes benchmark into data_root when the profile has a 'shapes' section and the data is missing (rank 0 only)."
     ann = train_cfg.path("train_ann")
@@ -722,6 +722,6 @@ def main_train(argv=None) -> int:
         print(f"trained to step {res['steps']} in {res['wall_s']:.1f} s ({res['images_per_s']:.2f} images/s); checkpoint {res['checkpoint']}")
     return 0
 
-# %% ../nbs/12_train.ipynb #9344950e
+# %% ../nbs/12_train.ipynb #e94ce6b2
 if __name__ == "__main__":
     sys.exit(main_train())
