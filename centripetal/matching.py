@@ -7,7 +7,7 @@ in Table 4 (associative embedding 1-D / 2-D, centre heatmap, centre regression).
 __all__ = ['MATCHERS', 'central_region', 'mu_for_boxes', 'eq5_weight', 'hard_weight', 'topk_corners', 'DecodeConfig',
            'gather_cells', 'combine_corner_scores', 'decode_pairs', 'draw_pairs']
 
-# %% ../nbs/01_matching.ipynb #65935e88
+# %% ../nbs/01_matching.ipynb #7a003852
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .shift import decode_centripetal_shift, decode_guiding_shift
 
-# %% ../nbs/01_matching.ipynb #7dc80188
+# %% ../nbs/01_matching.ipynb #ae12e9ca
 def _check_last(t, n, name):
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; wrap it with torch.as_tensor(...)")
@@ -42,7 +42,7 @@ def central_region(boxes, mu):
     half = half * (mu.unsqueeze(-1) if isinstance(mu, torch.Tensor) else mu)
     return torch.cat((ctr - half, ctr + half), -1)
 
-# %% ../nbs/01_matching.ipynb #395c6b0f
+# %% ../nbs/01_matching.ipynb #1f62d597
 def mu_for_boxes(boxes, area_thresh=3500., mu_large=1 / 2.1, mu_small=1 / 2.4, swapped=False):
     """The paper's μ rule (Section 4.1): `mu_large` for boxes (..., 4) whose area in input pixels exceeds `area_thresh`,
     else `mu_small`. `swapped=True` gives the original code's reverse assignment. Returns (...) in the boxes' dtype."""
@@ -54,7 +54,7 @@ def mu_for_boxes(boxes, area_thresh=3500., mu_large=1 / 2.1, mu_small=1 / 2.4, s
     big = torch.full_like(area, mu_large, dtype=dtype)
     return torch.where(area > area_thresh, big, torch.full_like(big, mu_small))
 
-# %% ../nbs/01_matching.ipynb #1d7e2107
+# %% ../nbs/01_matching.ipynb #5a3fb08f
 def _inside(pt, region):
     "Is `pt` (..., 2) inside the closed rectangle `region` (..., 4)? -> (...) bool; NaN points are outside."
     return ((pt[..., 0] >= region[..., 0]) & (pt[..., 0] <= region[..., 2]) &
@@ -74,7 +74,7 @@ def eq5_weight(tl_ctr, br_ctr, region):
     w = torch.exp(-_centre_ratio(tl_ctr, br_ctr, region))
     return torch.where(ok, w, torch.zeros_like(w))
 
-# %% ../nbs/01_matching.ipynb #820544f0
+# %% ../nbs/01_matching.ipynb #80baabd3
 def hard_weight(tl_ctr, br_ctr, region, thresh=0.5):
     """The released code's rule in place of Eq. 5: 1 where both centres (..., 2) are inside `region` (..., 4) and the
     centres' rectangle area / region area <= `thresh`, else 0. Returns (...) in the centres' dtype."""
@@ -82,7 +82,7 @@ def hard_weight(tl_ctr, br_ctr, region, thresh=0.5):
     ok = _inside(tl_ctr, region) & _inside(br_ctr, region) & (_centre_ratio(tl_ctr, br_ctr, region) <= thresh)
     return ok.to(torch.promote_types(tl_ctr.dtype, br_ctr.dtype))
 
-# %% ../nbs/01_matching.ipynb #4c11f2e6
+# %% ../nbs/01_matching.ipynb #7f067441
 def _row_peaks(rows, ridx, H, p):
     """Peaks of the rows `ridx` (B, R) of `rows` (B, C*H, W) under a (2p+1)x(2p+1) max window that stays inside each class.
     Returns (B, R, W): the row's values where they are the window maximum, -inf elsewhere."""
@@ -136,7 +136,7 @@ def topk_corners(heat, k=100, kernel=3, logits=False):
     scores = vals.sigmoid() if logits else vals.masked_fill(vals == -math.inf, 0.)
     return scores, labels, ys, xs
 
-# %% ../nbs/01_matching.ipynb #51f04ce2
+# %% ../nbs/01_matching.ipynb #acdae8e6
 MATCHERS = ("centripetal", "ae1d", "ae2d", "center_heatmap", "center_regression")
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class DecodeConfig:
             need(isinstance(getattr(self, f), (int, float)) and getattr(self, f) >= 0, f, "a number >= 0")
         need(isinstance(self.mu_swapped, bool), "mu_swapped", "True or False")
 
-# %% ../nbs/01_matching.ipynb #5879d446
+# %% ../nbs/01_matching.ipynb #51bbc28e
 def gather_cells(maps, ys, xs):
     """Read `maps` (B, D, H, W) at integer cells `ys`, `xs` (B, k) -> (B, k, D), in at least float32 precision."""
     B, D, H, W = maps.shape
@@ -188,7 +188,7 @@ def combine_corner_scores(tl_scores, br_scores, how="geometric"):
     if how == "arithmetic": return (tl_scores + br_scores) / 2
     raise ValueError(f"how must be 'geometric' or 'arithmetic', got {how!r}")
 
-# %% ../nbs/01_matching.ipynb #fa938d52
+# %% ../nbs/01_matching.ipynb #7dbb0875
 def _regions_for(boxes, cfg):
     mu = mu_for_boxes(boxes, cfg.area_thresh, cfg.mu_large, cfg.mu_small, cfg.mu_swapped)
     return central_region(boxes, mu)
@@ -247,7 +247,7 @@ def _match_center_heatmap(outputs, c, boxes, cfg, stride):
 _MATCH = {"centripetal": _match_centripetal, "center_regression": _match_center_regression,
           "ae1d": _match_ae, "ae2d": _match_ae, "center_heatmap": _match_center_heatmap}
 
-# %% ../nbs/01_matching.ipynb #6814c428
+# %% ../nbs/01_matching.ipynb #52fbc810
 _BASE_KEYS = ("tl_heat", "br_heat", "tl_off", "br_off")
 _MATCH_KEYS = {"centripetal": ("tl_cs", "br_cs"), "center_regression": ("tl_ctr", "br_ctr"),
                "ae1d": ("tl_emb", "br_emb"), "ae2d": ("tl_emb", "br_emb"),
@@ -329,7 +329,7 @@ def _pad_pairs(out, P):
         return torch.cat((t, extra), 1)
     return {key: pad(key, t) for key, t in out.items()}
 
-# %% ../nbs/01_matching.ipynb #ed5fca1f
+# %% ../nbs/01_matching.ipynb #878fc4bb
 def _rect_lines(boxes):
     "Closed outlines (N, 5, 2) of boxes (N, 4), for a LineCollection."
     x1, y1, x2, y2 = boxes.unbind(-1)
@@ -349,7 +349,8 @@ def draw_pairs(image, dets, index=0, cfg=DecodeConfig(), min_pair_score=0.3, max
         img = torch.as_tensor(image).detach().cpu()
         if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3): img = img.permute(1, 2, 0)
         img = img.float().numpy().squeeze()
-        ax.imshow(img, cmap="gray", interpolation="nearest", vmin=0, vmax=1 if img.max() <= 1 else 255)
+        if img.max() > 1: img = img / 255.0           # imshow ignores vmin/vmax for RGB: scale 0..255 images to 0..1
+        ax.imshow(img.clip(0, 1), cmap="gray", interpolation="nearest", vmin=0, vmax=1)
     d = {k: v[index].detach().cpu().float() if v.is_floating_point() else v[index].detach().cpu() for k, v in dets.items()}
     show = ((d["labels"] >= 0) & (d["pair_scores"] >= min_pair_score)).nonzero().flatten()[:max_pairs]
     kept = d["scores"][show] > 0
