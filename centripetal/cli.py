@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['FORWARDED', 'crowd_boxes', 'demo', 'build_parser', 'main']
 
-# %% ../nbs/16_cli.ipynb #cb64291d
+# %% ../nbs/16_cli.ipynb #80c44da4
 import argparse, sys
 
-# %% ../nbs/16_cli.ipynb #1a98fc24
+# %% ../nbs/16_cli.ipynb #fe34e4bd
 def crowd_boxes(n_boxes=12, image_size=512, seed=0):
     "A loose grid of `n_boxes` look-alike boxes (N,4) in (x1,y1,x2,y2) pixels, plus their labels (all class 0)."
     import torch
@@ -24,7 +24,7 @@ def crowd_boxes(n_boxes=12, image_size=512, seed=0):
     boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).clamp(0, image_size - 1)
     return boxes, torch.zeros(n_boxes, dtype=torch.long)
 
-# %% ../nbs/16_cli.ipynb #791a87af
+# %% ../nbs/16_cli.ipynb #a1c72d94
 def demo(n_boxes=12, image_size=512, seed=0, num_classes=4, print_fn=print):
     "Render perfect outputs for a crowd, decode them, print matched boxes vs ground truth; returns the detections."
     import torch
@@ -51,7 +51,7 @@ def demo(n_boxes=12, image_size=512, seed=0, num_classes=4, print_fn=print):
     print_fn(f"recovered {found}/{n_boxes} boxes with IoU > 0.99")
     return dict(gt=boxes, boxes=det_boxes, scores=det_scores)
 
-# %% ../nbs/16_cli.ipynb #ee910915
+# %% ../nbs/16_cli.ipynb #860c4613
 def _add_demo(sub):
     p = sub.add_parser("demo", help="decode a rendered crowd of boxes and print the matched pairs")
     p.add_argument("--n-boxes", type=int, default=12, help="boxes in the crowd (default 12)")
