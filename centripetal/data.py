@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DEFAULT_SCALES', 'load_coco', 'xywh_to_xyxy', 'clip_and_drop', 'photometric_distort',
-           'normalize', 'crop_border', 'paste_window', 'crop_pad', 'centers_inside', 'resize_image', 'warp_masks',
-           'hflip', 'test_pad_size', 'CocoDetection', 'denormalize', 'show_samples', 'collate', 'seed_worker',
-           'make_loader', 'set_epoch']
+           'normalize', 'crop_border', 'paste_window', 'crop_pad', 'inside_center_range', 'centers_inside',
+           'resize_image', 'warp_masks', 'hflip', 'test_pad_size', 'CocoDetection', 'denormalize', 'show_samples',
+           'collate', 'seed_worker', 'make_loader', 'set_epoch']
 
-# %% ../nbs/10_data.ipynb #34a7f07b
+# %% ../nbs/10_data.ipynb #343d4386
 import contextlib, io, json, math, random
 from collections import Counter
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from pycocotools.coco import COCO
 
-# %% ../nbs/10_data.ipynb #e49dbb18
+# %% ../nbs/10_data.ipynb #e90e9b33
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
@@ -45,7 +45,7 @@ def load_coco(ann_file):
     if unknown: raise ValueError(f"{p}: annotations use category ids {sorted(unknown)} that 'categories' does not list; add them to 'categories'")
     return coco
 
-# %% ../nbs/10_data.ipynb #36fea441
+# %% ../nbs/10_data.ipynb #afff1b41
 def xywh_to_xyxy(b):
     "COCO boxes [x, y, w, h] (N, 4) -> (N, 4) float32 [x1, y1, x2, y2]."
     b = torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4)
@@ -60,7 +60,7 @@ def clip_and_drop(boxes, hw, min_size=1.0):
     keep = ((c[:, 2] - c[:, 0]) >= min_size) & ((c[:, 3] - c[:, 1]) >= min_size)
     return c[keep], keep, n_clipped
 
-# %% ../nbs/10_data.ipynb #9edb3682
+# %% ../nbs/10_data.ipynb #6afaf807
 def _grey(img):
     "Luma (1, H, W) of an RGB image (3, H, W)."
     w = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device)
@@ -85,7 +85,7 @@ def normalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     s = torch.tensor(std, dtype=img.dtype, device=img.device)[:, None, None]
     return (img / 255 - m) / s
 
-# %% ../nbs/10_data.ipynb #d5983939
+# %% ../nbs/10_data.ipynb #0507493d
 def crop_border(size, out_size):
     """How far from the image edge (px) a random crop centre must stay along a side of `size` px: CornerNet's 128 at input 511, scaled with
     `out_size`, halved until the side is longer than twice the border."""
@@ -108,12 +108,17 @@ def crop_pad(img, boxes, center, crop_hw):
     shift = torch.tensor([*origin, *origin], dtype=boxes.dtype, device=boxes.device)
     return paste_window(img, origin, crop_hw), boxes - shift, origin
 
+def inside_center_range(size, crop):
+    """(lo, hi): the window centres (inclusive) along a side of `size` px that keep a `crop`-px window inside the image when crop <= size,
+    or the whole image inside the window when crop > size. `crop_pad` puts the window's first pixel at centre - crop // 2."""
+    return tuple(sorted((crop // 2, size - crop + crop // 2)))
+
 def centers_inside(boxes, hw):
     "(N,) bool: which centres of boxes (N, 4) xyxy lie inside [0, w) x [0, h), `hw` = (h, w)."
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     return (cx >= 0) & (cx < hw[1]) & (cy >= 0) & (cy < hw[0])
 
-# %% ../nbs/10_data.ipynb #25e5ad40
+# %% ../nbs/10_data.ipynb #f2d7eed9
 def resize_image(img, out_hw):
     "(C, h, w) float -> (C, H, W), bilinear, anti-aliased when shrinking; `out_hw` = (H, W)."
     if tuple(img.shape[-2:]) == tuple(out_hw): return img
@@ -134,7 +139,7 @@ def hflip(img, boxes, masks=None):
     boxes = torch.stack([W - boxes[:, 2], boxes[:, 1], W - boxes[:, 0], boxes[:, 3]], dim=1)
     return img.flip(-1), boxes, (None if masks is None else masks.flip(-1))
 
-# %% ../nbs/10_data.ipynb #4e25c8b2
+# %% ../nbs/10_data.ipynb #f0cae274
 def test_pad_size(h, w, multiple=None):
     """The (h, w) a test image is padded to. Default: CornerNet's rule (s | 127) + 1 per side, the smallest multiple of 128
     above s (511 -> 512, 256 -> 384). With `multiple` (e.g. 4·2**n_down of the backbone): the smallest multiple >= s (256 -> 256
@@ -142,7 +147,7 @@ def test_pad_size(h, w, multiple=None):
     if multiple is None: return (h | 127) + 1, (w | 127) + 1
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
 
-# %% ../nbs/10_data.ipynb #60781cc2
+# %% ../nbs/10_data.ipynb #798f36f4
 def _hw(v, name):
     "An int or a pair -> (h, w) of positive ints."
     t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
@@ -158,7 +163,7 @@ class CocoDetection(torch.utils.data.Dataset):
     Test (`train=False`): no augmentation; the image keeps its resolution, zero-padded (= mean colour) at the bottom/right to `test_pad_size`,
     or, with `input_size`, resized to fit it and padded to it. Sizes are (h, w). Items are `(image (3, H, W) float32, target dict)`."""
     def __init__(self, ann_file, img_dir, input_size=None, train=True, with_masks=False, seed=0, scales=DEFAULT_SCALES,
-                 flip=True, color_jitter=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, pad_multiple=None):
+                 flip=True, color_jitter=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, pad_multiple=None, crop_inside=False):
         self.ann_file, self.img_dir = Path(ann_file), Path(img_dir)
         self.coco = load_coco(self.ann_file)
         if not self.img_dir.is_dir():
@@ -174,7 +179,7 @@ class CocoDetection(torch.utils.data.Dataset):
         self.label_to_cat_id = dict(enumerate(self.cat_ids))
         self.class_names = [self.coco.cats[c].get('name', str(c)) for c in self.cat_ids]
         self.stats = Counter()
-        self.pad_multiple = pad_multiple
+        self.pad_multiple, self.crop_inside = pad_multiple, bool(crop_inside)
 
     @property
     def num_classes(self): return len(self.cat_ids)
@@ -261,7 +266,10 @@ class CocoDetection(torch.utils.data.Dataset):
         for attempt in range(10):                                            # draw again while the window loses every box
             r = float(self.scales[int(rng.integers(len(self.scales)))])
             ch, cw = max(int(H * r), 1), max(int(W * r), 1)
-            center = (int(rng.integers(bw, w - bw)), int(rng.integers(bh, h - bh)))
+            if self.crop_inside:
+                (xl, xh), (yl, yh) = inside_center_range(w, cw), inside_center_range(h, ch)
+                center = (int(rng.integers(xl, xh + 1)), int(rng.integers(yl, yh + 1)))
+            else: center = (int(rng.integers(bw, w - bw)), int(rng.integers(bh, h - bh)))
             corner = torch.tensor([center[0] - cw // 2, center[1] - ch // 2] * 2, dtype=torch.float32)
             inside = centers_inside(boxes - corner, (ch, cw))
             if inside.any() or len(boxes) == 0: break
@@ -289,7 +297,7 @@ class CocoDetection(torch.utils.data.Dataset):
         sx, sy = nw / w, nh / h
         return canvas, boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32), masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)
 
-# %% ../nbs/10_data.ipynb #bfd0185b
+# %% ../nbs/10_data.ipynb #1d958619
 def denormalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     "(3, H, W) normalised -> (H, W, 3) float numpy in [0, 1], for display."
     m = torch.tensor(mean, dtype=img.dtype, device=img.device)[:, None, None]
@@ -319,7 +327,7 @@ def show_samples(dataset, indices, cols=4):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_data.ipynb #230e54c3
+# %% ../nbs/10_data.ipynb #9678d054
 def collate(batch):
     """[(image (3, H_i, W_i), target)] -> (images (B, 3, H, W), [target]): images (and masks) zero-padded at the bottom/right to the
     largest H and W of the batch; zero is the mean colour after normalisation, and boxes need no change."""

@@ -9,9 +9,10 @@ __all__ = ['log', 'CKPT_FORMAT', 'TrainConfig', 'config_from_dict', 'update_conf
            'check_model_config', 'model_config_of', 'DistInfo', 'resolve_device', 'setup_distributed',
            'cleanup_distributed', 'check_data', 'build_dataset', 'epoch_loader', 'to_device', 'freeze_batchnorm',
            'n_parameters', 'CsvLog', 'read_log', 'plot_losses', 'train_step', 'restore', 'checkpoint_state',
-           'wrap_model', 'window_row', 'train', 'ensure_data', 'train_parser', 'configs_from_args', 'main_train']
+           'wrap_model', 'budget_fraction', 'window_row', 'train', 'ensure_data', 'train_parser', 'configs_from_args',
+           'main_train']
 
-# %% ../nbs/12_train.ipynb #6611b8bb
+# %% ../nbs/12_train.ipynb #d663cb01
 import argparse, csv, dataclasses, logging, math, os, random, sys, time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -24,11 +25,11 @@ import torch.nn as nn
 import yaml
 
 from .model import ModelConfig, TestConfig, CentripetalNet
-from .data import CocoDetection, collate
+from .data import CocoDetection, collate, DEFAULT_SCALES
 
 log = logging.getLogger("centripetal.train")
 
-# %% ../nbs/12_train.ipynb #910efcd4
+# %% ../nbs/12_train.ipynb #28d61604
 @dataclass(frozen=True)
 class TrainConfig:
     "How to train (the paper's recipe by default; per-process batch 6 × 16 GPUs = 96). Paths are relative to `data_root` unless absolute."
@@ -43,6 +44,7 @@ class TrainConfig:
     epochs: int = 210
     lr: float = 5.0e-4
     lr_steps: tuple = (180,)         # epochs at which the lr is multiplied by lr_gamma
+    lr_time_steps: tuple = ()        # fractions of time_limit_min after which the lr is (also) multiplied by lr_gamma
     lr_gamma: float = 0.1
     warmup_iters: int = 500          # linear warm-up from warmup_ratio·lr (the releases; not in the paper)
     warmup_ratio: float = 1 / 3
@@ -59,6 +61,9 @@ class TrainConfig:
     device: str = "auto"             # 'auto' -> cuda:LOCAL_RANK when available, else cpu
     sync_bn: bool = True             # SyncBatchNorm when distributed on GPUs (CPU/gloo has no SyncBatchNorm)
     freeze_bn: bool = False          # keep BatchNorm in eval mode (running statistics, no per-batch statistics)
+    crop_scales: tuple = DEFAULT_SCALES  # training crop side / input side, one drawn per image (CornerNet's 0.6 ... 1.3)
+    crop_inside: bool = False        # crops stay inside the image (no padding; for images little larger than the input)
+    channels_last: bool = False      # NHWC weights and images: ~6-14 % faster convolutions on the CPU (oneDNN)
 
     def __post_init__(self):
         for name in ("input_size", "batch_size", "accum_steps", "epochs", "log_every", "ckpt_every_steps"):
@@ -73,6 +78,14 @@ class TrainConfig:
             raise ValueError("TrainConfig.warmup_iters, num_workers and grad_clip must be >= 0")
         if list(self.lr_steps) != sorted(self.lr_steps) or any(not isinstance(s, (int, float)) or s < 0 for s in self.lr_steps):
             raise ValueError(f"TrainConfig.lr_steps must be increasing non-negative epoch numbers, got {self.lr_steps!r}")
+        if self.lr_time_steps:
+            f = list(self.lr_time_steps)
+            if f != sorted(f) or any(not isinstance(x, (int, float)) or not 0 < x < 1 for x in f):
+                raise ValueError(f"TrainConfig.lr_time_steps must be increasing fractions in (0, 1) of time_limit_min, got {self.lr_time_steps!r}")
+            if not self.time_limit_min:
+                raise ValueError("TrainConfig.lr_time_steps are fractions of time_limit_min: set time_limit_min too (or use lr_steps, in epochs)")
+        if len(self.crop_scales) == 0 or any(not (isinstance(x, (int, float)) and x > 0) for x in self.crop_scales):
+            raise ValueError(f"TrainConfig.crop_scales must be positive crop/input ratios, got {self.crop_scales!r}")
         for name in ("time_limit_min", "max_steps"):
             v = getattr(self, name)
             if v is not None and not v > 0: raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {v!r}")
@@ -82,7 +95,7 @@ class TrainConfig:
         p = Path(getattr(self, name)).expanduser()
         return p if p.is_absolute() else Path(self.data_root).expanduser() / p
 
-# %% ../nbs/12_train.ipynb #a7657ea0
+# %% ../nbs/12_train.ipynb #ee499a65
 def _field_default(f):
     if f.default is not dataclasses.MISSING: return f.default
     if f.default_factory is not dataclasses.MISSING: return f.default_factory()
@@ -143,7 +156,7 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list:
         elif va != vb: out.append((f"{prefix}{k}", va, vb))
     return out
 
-# %% ../nbs/12_train.ipynb #d1515fa8
+# %% ../nbs/12_train.ipynb #56b91796
 def profile_dirs() -> list:
     "Where profile names are looked up: ./experiments/profiles, then the source tree's experiments/profiles."
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
@@ -192,17 +205,19 @@ def load_profile(name_or_path, variant: str = None):
         extra["variant"] = variant
     return model_cfg, train_cfg, test_cfg, extra
 
-# %% ../nbs/12_train.ipynb #87e97cd8
-def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    "Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma at each (possibly fractional) epoch in lr_steps."
+# %% ../nbs/12_train.ipynb #15c43bce
+def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
+    """Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma at each (possibly
+    fractional) epoch in lr_steps and at each fraction in lr_time_steps that `time_frac` (elapsed / time limit) has reached."""
     if steps_per_epoch < 1: raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     # lr_steps may be fractional epochs (the short CPU profiles decay inside their only epoch or two)
-    lr = cfg.lr * cfg.lr_gamma ** sum(step >= round(s * steps_per_epoch) for s in cfg.lr_steps)
+    n_decays = sum(step >= round(s * steps_per_epoch) for s in cfg.lr_steps) + sum(time_frac >= f for f in cfg.lr_time_steps)
+    lr = cfg.lr * cfg.lr_gamma ** n_decays
     if step < cfg.warmup_iters:
         lr *= cfg.warmup_ratio + (1 - cfg.warmup_ratio) * step / cfg.warmup_iters
     return lr
 
-# %% ../nbs/12_train.ipynb #276a47aa
+# %% ../nbs/12_train.ipynb #08c192fc
 def plot_lr(cfg: TrainConfig, steps_per_epoch: int):
     "The schedule of `cfg` over its whole run (log scale); returns the figure."
     import matplotlib.pyplot as plt
@@ -213,7 +228,7 @@ def plot_lr(cfg: TrainConfig, steps_per_epoch: int):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/12_train.ipynb #a5bf5b43
+# %% ../nbs/12_train.ipynb #3b4b1420
 def epoch_batches(n_items: int, batch_size: int, epoch: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> list:
     "Index batches (list of lists) process `rank` of `world_size` sees in `epoch`: a pure function of (seed, epoch); incomplete batches dropped."
     from torch.utils.data import DistributedSampler
@@ -228,7 +243,7 @@ def steps_per_epoch(n_items: int, batch_size: int, world_size: int = 1) -> int:
     "Optimiser steps in one epoch: each of world_size processes takes batch_size images per step (remainders dropped)."
     return (n_items // world_size) // batch_size
 
-# %% ../nbs/12_train.ipynb #49d1c1f6
+# %% ../nbs/12_train.ipynb #6bb34d2d
 def seed_everything(seed: int):
     "Seed python's random, NumPy's global generator and torch (CPU and all CUDA devices)."
     random.seed(seed); np.random.seed(seed % 2 ** 32); torch.manual_seed(seed)
@@ -251,7 +266,7 @@ def set_rng_state(st: dict):
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
-# %% ../nbs/12_train.ipynb #b6e1fdfb
+# %% ../nbs/12_train.ipynb #978828de
 CKPT_FORMAT = "centripetal-checkpoint-v1"
 
 def save_checkpoint(path, state: dict) -> Path:
@@ -298,7 +313,7 @@ def model_config_of(ckpt: dict):
     "The ModelConfig stored in a checkpoint."
     return config_from_dict(ModelConfig, ckpt["model_cfg"], "checkpoint model_cfg")
 
-# %% ../nbs/12_train.ipynb #32bcee97
+# %% ../nbs/12_train.ipynb #cc372cdd
 @dataclass(frozen=True)
 class DistInfo:
     "Who this process is: rank, world_size, local_rank, its device, and whether this code opened the process group."
@@ -353,7 +368,7 @@ def _any(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([float(flag)], device=info.device); dist.all_reduce(t)
     return bool(t.item() > 0)
 
-# %% ../nbs/12_train.ipynb #e8292f1d
+# %% ../nbs/12_train.ipynb #c62851eb
 def check_data(train_cfg: TrainConfig, split: str = "train"):
     "Raise FileNotFoundError with a hint unless the annotation file and image folder of `split` ('train' or 'val') exist."
     if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -368,7 +383,8 @@ def build_dataset(train_cfg: TrainConfig, split: str = "train", train: bool = Tr
     "The CocoDetection of `split`, in training (augmented, input_size crops) or test mode."
     ann, img = check_data(train_cfg, split)
     return CocoDetection(str(ann), str(img), input_size=(train_cfg.input_size, train_cfg.input_size), train=train,
-                         with_masks=train_cfg.with_masks, seed=train_cfg.seed)
+                         with_masks=train_cfg.with_masks, seed=train_cfg.seed, scales=train_cfg.crop_scales,
+                         crop_inside=train_cfg.crop_inside)
 
 def epoch_loader(dataset, train_cfg: TrainConfig, epoch: int, info: DistInfo, skip: int = 0):
     "DataLoader over this process's batches of `epoch`, starting after the first `skip` batches."
@@ -395,7 +411,7 @@ def n_parameters(model: nn.Module) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/12_train.ipynb #97852faf
+# %% ../nbs/12_train.ipynb #595d15ef
 class CsvLog:
     "Append rows (dicts) to a CSV file; the first row fixes the columns. `keep_until` drops existing rows with step > keep_until."
     def __init__(self, path, keep_until: int = None):
@@ -448,7 +464,7 @@ def _tensorboard(out_dir):
         return None
     return SummaryWriter(str(Path(out_dir) / "tb"))
 
-# %% ../nbs/12_train.ipynb #20d4494a
+# %% ../nbs/12_train.ipynb #37c81a86
 def _micro_batches(images, targets, k: int):
     "Split a batch into k interleaved micro-batches: micro-batch j = items j, j+k, j+2k, ... images (B,3,H,W) -> k × (B/k,3,H,W)."
     if k == 1: return [(images, targets)]
@@ -480,7 +496,7 @@ def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, devi
     scaler.update()
     return {n: torch.stack([p[n] for p in parts]).mean() for n in parts[0]}
 
-# %% ../nbs/12_train.ipynb #4911b420
+# %% ../nbs/12_train.ipynb #632c4cf9
 def _unwrap(model): return model.module if hasattr(model, "module") else model
 
 def _gather_rng(info: DistInfo) -> list:
@@ -527,6 +543,13 @@ def wrap_model(model, train_cfg: TrainConfig, info: DistInfo):
     if train_cfg.freeze_bn: freeze_batchnorm(model)
     return model
 
+def budget_fraction(t0: float, cfg: TrainConfig, info: DistInfo) -> float:
+    "Share of time_limit_min spent since `t0`, rounded down to the lr_time_steps every process has reached (0 without them)."
+    if not cfg.lr_time_steps: return 0.0
+    frac = (time.perf_counter() - t0) / (60 * cfg.time_limit_min)
+    reached = [f for f in cfg.lr_time_steps if _any(frac >= f, info)]   # one process past a step takes all of them along
+    return max(reached, default=0.0)
+
 def window_row(window: list, step: int, spe: int, lr: float, images: int, seconds: float, wall: float, info: DistInfo) -> dict:
     "One log.csv row: each loss term averaged over the steps of `window` (a list of dicts of scalars) and over processes."
     keys = sorted(window[0])
@@ -553,6 +576,7 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
             raise ValueError("ModelConfig.mask_head=True needs instance masks: set train.with_masks=True (or use --no-mask)")
         seed_everything(train_cfg.seed)
         model = CentripetalNet(model_cfg).to(info.device)               # the same initial weights on every process
+        if train_cfg.channels_last: model = model.to(memory_format=torch.channels_last)
         seed_everything(train_cfg.seed + 1_000_003 * info.rank)
         dataset = build_dataset(train_cfg, "train", train=True)
         if dataset.num_classes != model_cfg.num_classes:
@@ -593,9 +617,10 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
             if rng is not None: set_rng_state(rng); rng = None         # after building the loader: exactly where the killed run was
             for images, targets in loader:
                 for t in targets: data_stats.update(t.get("stats", {}))
-                lr = lr_at(step, spe, train_cfg)
+                lr = lr_at(step, spe, train_cfg, budget_fraction(t0, train_cfg, info))
                 for g in optimizer.param_groups: g["lr"] = lr
                 images, targets = to_device(images, targets, info.device)
+                if train_cfg.channels_last: images = images.contiguous(memory_format=torch.channels_last)
                 window.append(train_step(model, images, targets, optimizer, scaler, train_cfg, info.device))
                 step += 1
                 bar.update(1)
@@ -628,7 +653,7 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
     finally:
         cleanup_distributed(info, barrier=ok)
 
-# %% ../nbs/12_train.ipynb #741a1fbf
+# %% ../nbs/12_train.ipynb #b59b4a33
 def ensure_data(train_cfg: TrainConfig, extra: dict, info_rank: int = None, wait_s: float = 600):
     "Generate the shapes benchmark into data_root when the profile has a 'shapes' section and the data is missing (rank 0 only)."
     ann = train_cfg.path("train_ann")
@@ -722,6 +747,6 @@ def main_train(argv=None) -> int:
         print(f"trained to step {res['steps']} in {res['wall_s']:.1f} s ({res['images_per_s']:.2f} images/s); checkpoint {res['checkpoint']}")
     return 0
 
-# %% ../nbs/12_train.ipynb #e94ce6b2
+# %% ../nbs/12_train.ipynb #780ec52e
 if __name__ == "__main__":
     sys.exit(main_train())
