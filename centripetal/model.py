@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['MATCHERS', 'ADAPTIONS', 'BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch',
-           'make_backbone', 'TestConfig', 'CentripetalNet', 'stack_losses']
+           'make_backbone', 'TestConfig', 'CentripetalNet', 'stack_losses', 'sample_rois']
 
-# %% ../nbs/08_model.ipynb #f6566abd
+# %% ../nbs/08_model.ipynb #749d569e
 import math
 from dataclasses import dataclass, replace, field
 import torch
@@ -22,7 +22,7 @@ from .matching import DecodeConfig, decode_pairs
 from .postprocess import soft_nms, flip_boxes
 from .mask_head import MaskHead, match_proposals, mask_targets, mask_loss, paste_masks
 
-# %% ../nbs/08_model.ipynb #cfb1f578
+# %% ../nbs/08_model.ipynb #679e4304
 MATCHERS = ("centripetal", "ae1d", "ae2d", "center_heatmap", "center_regression")
 ADAPTIONS = ("cross_star", "dcn", "roi_conv", "none")
 BACKBONES = ("hourglass104", "hourglass52", "small")
@@ -38,6 +38,7 @@ class ModelConfig:
     adaption: str = "cross_star"
     mask_head: bool = True
     mask_proposals: int = 16        # top-k proposals per image that train the mask head (plus the ground truth)
+    mask_rois: int = 0              # at most this many RoIs per batch train the mask head, drawn at random (0: all)
     heat_prior: float = 0.1         # heatmap bias = -log((1-p)/p) = -2.19, as CornerNet
     w_det: float = 1.0
     w_off: float = 1.0
@@ -55,20 +56,21 @@ class ModelConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"ModelConfig.{name}={getattr(self, name)!r} is not one of {allowed}")
         if self.num_classes < 1: raise ValueError(f"ModelConfig.num_classes must be >= 1, got {self.num_classes}")
+        if self.mask_rois < 0: raise ValueError(f"ModelConfig.mask_rois must be >= 0 (0 keeps every RoI), got {self.mask_rois}")
 
     @property
     def emb_dim(self):
         "Embedding width of the associative-embedding matchers (CenterNet's matcher uses 1-D tags)."
         return {"ae1d": 1, "ae2d": 2, "center_heatmap": 1}.get(self.matcher, 0)
 
-# %% ../nbs/08_model.ipynb #9c78750d
+# %% ../nbs/08_model.ipynb #4cd8323f
 def make_head(in_ch, out_ch, bias=0.0):
     "3×3 conv + ReLU + 1×1 conv; the last bias is set to `bias`. (B,in_ch,H,W) -> (B,out_ch,H,W)."
     head = nn.Sequential(nn.Conv2d(in_ch, in_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(in_ch, out_ch, 1))
     nn.init.constant_(head[-1].bias, bias)
     return head
 
-# %% ../nbs/08_model.ipynb #21867551
+# %% ../nbs/08_model.ipynb #e373fc54
 class CornerBranch(nn.Module):
     "Corner pooling and all heads of one corner type ('tl' or 'br') of one stack."
     def __init__(self, cfg: ModelConfig, ch: int, corner: str):
@@ -97,7 +99,7 @@ class CornerBranch(nn.Module):
             if head is not None: out[name] = head(a)
         return out
 
-# %% ../nbs/08_model.ipynb #60bd81ec
+# %% ../nbs/08_model.ipynb #bdfa1505
 class CenterBranch(nn.Module):
     "CenterNet-style centre heatmap (C) and centre offset (2) from centre pooling."
     def __init__(self, cfg: ModelConfig, ch: int):
@@ -115,7 +117,7 @@ class CenterBranch(nn.Module):
         p = self.merge(col + row)
         return {"heat": self.heat(p), "off": self.off(p)}
 
-# %% ../nbs/08_model.ipynb #a02f131f
+# %% ../nbs/08_model.ipynb #14cd9c6a
 def make_backbone(cfg: ModelConfig):
     "The hourglass named by `cfg.backbone`."
     if cfg.backbone == "hourglass104": return hourglass104()
@@ -135,7 +137,7 @@ class TestConfig:
     scales: tuple = (1.0,)
     mask_threshold: float = 0.5
 
-# %% ../nbs/08_model.ipynb #2996ceea
+# %% ../nbs/08_model.ipynb #41e65d0a
 class CentripetalNet(nn.Module):
     "CentripetalNet and its ablations. Images (B,3,H,W) with H, W accepted by the hourglass (see `valid_input_size`)."
     def __init__(self, cfg: ModelConfig = ModelConfig()):
@@ -168,7 +170,7 @@ class CentripetalNet(nn.Module):
         if targets is not None: return self.loss(images, targets)
         return self.predict(images, test_cfg)
 
-# %% ../nbs/08_model.ipynb #69554cfc
+# %% ../nbs/08_model.ipynb #e6b0c795
 def _render_batch(targets, num_classes, feat_hw, stride, device):
     per_image = [render_targets(t["boxes"].to(device).float(), t["labels"].to(device).long(), num_classes, feat_hw, stride)
                  for t in targets]
@@ -193,7 +195,21 @@ def stack_losses(m, gt, cfg: ModelConfig):
 WEIGHT_FIELDS = dict(det="w_det", off="w_off", guide="w_guide", wh="w_wh", cs="w_cs", ctr="w_ctr",
                      pull="w_pull", push="w_push", center="w_center", mask="w_mask")
 
-# %% ../nbs/08_model.ipynb #f3ed913d
+# %% ../nbs/08_model.ipynb #424ef093
+def sample_rois(proposals, gt_index, cap: int, generator=None):
+    """Keep at most `cap` RoIs of a batch, a uniform random subset over all images (0 or more RoIs than that: all).
+    proposals, gt_index: lists per image of (Pi, 4) and (Pi,) -> the same lists, filtered, in the original order."""
+    sizes = [len(p) for p in proposals]
+    n = sum(sizes)
+    if cap <= 0 or n <= cap: return proposals, gt_index
+    device = proposals[0].device
+    chosen = torch.randperm(n, generator=generator, device="cpu" if generator is not None else device)[:cap].to(device)
+    keep = torch.zeros(n, dtype=torch.bool, device=device)
+    keep[chosen] = True
+    parts = keep.split(sizes)
+    return [p[k] for p, k in zip(proposals, parts)], [i[k] for i, k in zip(gt_index, parts)]
+
+# %% ../nbs/08_model.ipynb #1f321078
 def _mask_loss(model, feats, maps, targets, stride):
     cfg = model.cfg
     with torch.no_grad():
@@ -205,6 +221,7 @@ def _mask_loss(model, feats, maps, targets, stride):
         props = torch.cat([dec["boxes"][b][dec["scores"][b] > 0], gt_boxes])
         idx, keep = match_proposals(props, gt_boxes)
         proposals.append(props[keep]); gt_index.append(idx[keep])
+    proposals, gt_index = sample_rois(proposals, gt_index, cfg.mask_rois)
     n = sum(len(p) for p in proposals)
     logits = model.mask(feats[-1], proposals, stride)
     if n == 0: return logits.sum() * 0
@@ -228,7 +245,7 @@ def _loss(self, images, targets):
 
 CentripetalNet.loss = _loss
 
-# %% ../nbs/08_model.ipynb #082da9c3
+# %% ../nbs/08_model.ipynb #9302a64b
 def _pad_to(images, n_down):
     "Zero-pad (B,3,H,W) at the bottom/right to sizes the hourglass accepts."
     H, W = images.shape[-2:]

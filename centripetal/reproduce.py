@@ -13,7 +13,7 @@ __all__ = ['log', 'FULL', 'PAPER_TABLES', 'TABLE_NAMES', 'DECODE_RULES', 'DECODE
            'figure_adaption_trained', 'figure_masks', 'save_figure', 'matcher_checkpoints', 'reproduce_parser',
            'main_reproduce']
 
-# %% ../nbs/15_reproduce.ipynb #bd6c426c
+# %% ../nbs/15_reproduce.ipynb #7f81fac7
 import argparse, contextlib, csv, io, json, logging, math, os, shlex, subprocess, sys, time
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +28,7 @@ from .evaluate import AP_COLS, AR_COLS, coco_evaluate, detections_to_coco, label
 
 log = logging.getLogger("centripetal.reproduce")
 
-# %% ../nbs/15_reproduce.ipynb #435c35a6
+# %% ../nbs/15_reproduce.ipynb #fa5de6bd
 FULL = "full"
 
 def run_plan(extra: dict, only=None) -> list:
@@ -66,7 +66,7 @@ def variant_configs(profile, variant: str, run_dir=None, data_root=None):
     if extra.get("reproduce_time_limit_min"): over["time_limit_min"] = float(extra["reproduce_time_limit_min"])
     return model_cfg, update_config(train_cfg, over), test_cfg, extra
 
-# %% ../nbs/15_reproduce.ipynb #7b223c2b
+# %% ../nbs/15_reproduce.ipynb #140f65b5
 def _torchrun() -> str:
     p = Path(sys.executable).with_name("torchrun")
     return str(p) if p.exists() else "torchrun"
@@ -91,7 +91,7 @@ def train_command(profile, variant, out_dir, data_root=None, gpus: int = 1, gpus
                     "--rdzv-endpoint", rdzv_endpoint or "HOST:29500"]
     return [_torchrun()] + launch + args
 
-# %% ../nbs/15_reproduce.ipynb #67f99123
+# %% ../nbs/15_reproduce.ipynb #11965471
 def trained_step(run_dir, model_cfg=None):
     """The step of run_dir/last.pt if that run's training completed (the checkpoint says `finished`, or run_dir/train.json
     records the same step, as after a time-limited run) and, when given, was trained with `model_cfg`; else None."""
@@ -121,7 +121,7 @@ def train_variant(profile, variant: str, run_dir, data_root=None, gpus: int = 1,
     t0 = time.perf_counter()
     if gpus > 1:
         cmd = train_command(find_profile(profile), extra["variant"], run_dir, data_root, gpus, rdzv_endpoint=rdzv_endpoint,
-                            time_limit_min=extra.get("reproduce_time_limit_min"))
+                            time_limit_min=train_cfg.time_limit_min)
         if "HOST:29500" in cmd:
             raise RuntimeError(f"{gpus} GPUs need several nodes: start this command on every node (HOST = the first node's address), "
                                f"then run reproduce again to evaluate:\n  {shlex.join(cmd)}")
@@ -149,7 +149,7 @@ def evaluate_variant(profile, variant: str, run_dir, data_root=None, device: str
                     data_root=None if data_root is None else str(data_root), variant=extra["variant"], progress=progress,
                     name=variant)
 
-# %% ../nbs/15_reproduce.ipynb #33f2b3a2
+# %% ../nbs/15_reproduce.ipynb #4870bf86
 def experiments_dir() -> Path:
     "The folder holding run_variant.ipynb, tables.ipynb and figures.ipynb (the source tree's experiments/)."
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
@@ -183,7 +183,7 @@ def execute_notebook(src, dst, parameters: dict, cwd=None, kernel: str = "python
         pm_log.setLevel(level)
     return None
 
-# %% ../nbs/15_reproduce.ipynb #cb1ba258
+# %% ../nbs/15_reproduce.ipynb #33c2c40d
 def results_paths(results) -> dict:
     "The folders of one profile's results: {'root', 'runs', 'notebooks', 'tables', 'figures'} under `results` (results/<profile>)."
     root = Path(results)
@@ -220,8 +220,8 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
             log.info("skip %s: %s exists (force=True or --force runs it again)", name, metrics)
             summary["runs"][name] = dict(status="skipped", metrics=str(metrics)); continue
         if dry_run:
-            x = variant_configs(path, name)[3]
-            cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=x.get("reproduce_time_limit_min"))
+            _, t, _, x = variant_configs(path, name)
+            cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=t.time_limit_min)
             log.info("would run %s: %s", name, shlex.join(cmd))
             summary["runs"][name] = dict(status="planned", command=cmd); continue
         if metrics.exists(): metrics.unlink()
@@ -248,7 +248,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         (paths["root"] / "reproduce.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
-# %% ../nbs/15_reproduce.ipynb #3c903a74
+# %% ../nbs/15_reproduce.ipynb #63dd6242
 def _row(method, values, backbone="", ref="", section="", epoch=None, run=None, ours=None):
     vals = tuple(None if v == "-" else float(v) for v in values.split())
     return dict(method=method, values=vals, backbone=backbone, ref=ref, section=section, epoch=epoch, run=run, ours=ours or method)
@@ -322,7 +322,7 @@ PAPER_TABLES = {
         _row("CentripetalNet", "42.1 58.7 44.9 23.7 44.5 56.8", _HG52, epoch=210)]),
 }
 
-# %% ../nbs/15_reproduce.ipynb #520bf6cf
+# %% ../nbs/15_reproduce.ipynb #b9d27bfa
 def backbone_name(model_cfg: dict) -> str:
     "A readable backbone name from a model config dict ('small' -> 'small hourglass (64 ch, 1 stack)')."
     b = (model_cfg or {}).get("backbone")
@@ -384,7 +384,7 @@ def build_table(n: int, metrics: dict, info: dict):
     cols = ["table", "section", "method", "backbone", "epoch", *spec["cols"], "source", "ref", "dataset", "profile", "run"]
     return pd.DataFrame(rows + ours, columns=cols)
 
-# %% ../nbs/15_reproduce.ipynb #015dc313
+# %% ../nbs/15_reproduce.ipynb #19fd3453
 def _cell(col, v, numeric):
     "One Markdown cell: '–' when missing, metrics with one decimal, whole numbers (an epoch) without decimals."
     if v is None or (isinstance(v, float) and math.isnan(v)): return "–"
@@ -449,7 +449,7 @@ def write_tables_index(tables_dir, info: dict) -> Path:
     path.write_text("\n".join(parts))
     return path
 
-# %% ../nbs/15_reproduce.ipynb #05795548
+# %% ../nbs/15_reproduce.ipynb #38a445d9
 DECODE_RULES = {
     "paper": {},
     "arithmetic pair score": {"decode": {"pair_score": "arithmetic"}},
@@ -477,7 +477,7 @@ def rule_description(cfg: TestConfig) -> dict:
     return {"pair score": {"geometric": "geometric", "arithmetic": "arithmetic"}[d.pair_score], "re-scoring": rescore,
             "μ (large / small)": f"1/{1 / big:.1f} / 1/{1 / small:.1f}", "soft-NMS σ": f"{cfg.nms_sigma:g}"}
 
-# %% ../nbs/15_reproduce.ipynb #a2628615
+# %% ../nbs/15_reproduce.ipynb #b8926247
 def memo_forward_maps(model):
     """Make `model.forward_maps` return its previous result when called again with an equal input of the same shape (a few
     inputs remembered, for flip and multi-scale tests). Counts calls in `model.forward_maps.calls` and network runs in `.runs`."""
@@ -537,7 +537,7 @@ def evaluate_rules(checkpoint, profile, data_root=None, rules: dict = None, devi
     log.info("decode rules on %d images: %d network runs for %d predictions", n, model.forward_maps.runs, model.forward_maps.calls)
     return out
 
-# %% ../nbs/15_reproduce.ipynb #805bcba3
+# %% ../nbs/15_reproduce.ipynb #83c4a71f
 def decode_rules_table(rule_metrics: dict, test_cfg: TestConfig = TestConfig(), info: dict = None, rules: dict = None):
     "The decode-rules table as a DataFrame: rule, its four points, box AP columns, ΔAP to 'paper', dataset, profile."
     import pandas as pd
@@ -575,7 +575,7 @@ def decode_rules_cached(run_dir, profile, data_root=None, force: bool = False, d
     cache.write_text(json.dumps(dict(key=key, metrics=metrics), indent=2))
     return metrics
 
-# %% ../nbs/15_reproduce.ipynb #24651838
+# %% ../nbs/15_reproduce.ipynb #8f54e190
 def crowded_image_index(dataset) -> int:
     "Index (into `dataset`) of the image with the most annotations (the first one on ties)."
     counts = [len(dataset.coco.imgToAnns.get(i, [])) for i in dataset.ids]
@@ -761,7 +761,7 @@ def matcher_checkpoints(runs_dir) -> dict:
             "center heatmap (CenterNet): center_heatmap": ck("center_heatmap"),
             "centripetal shift (CentripetalNet): " + ("centripetal" if ck("centripetal") else FULL): ck("centripetal") or ck(FULL)}
 
-# %% ../nbs/15_reproduce.ipynb #e2874419
+# %% ../nbs/15_reproduce.ipynb #1e5d8f66
 def reproduce_parser() -> argparse.ArgumentParser:
     "The argument parser of `centripetal reproduce`."
     p = argparse.ArgumentParser(prog="centripetal reproduce", description="Train and evaluate every variant of a profile through "

@@ -12,7 +12,7 @@ __all__ = ['log', 'CKPT_FORMAT', 'TrainConfig', 'config_from_dict', 'update_conf
            'wrap_model', 'budget_fraction', 'window_row', 'train', 'ensure_data', 'train_parser', 'configs_from_args',
            'main_train']
 
-# %% ../nbs/12_train.ipynb #d663cb01
+# %% ../nbs/12_train.ipynb #4f3bc4ea
 import argparse, csv, dataclasses, logging, math, os, random, sys, time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -25,11 +25,11 @@ import torch.nn as nn
 import yaml
 
 from .model import ModelConfig, TestConfig, CentripetalNet
-from .data import CocoDetection, collate, DEFAULT_SCALES
+from .data import CocoDetection, collate, DEFAULT_SCALES, check_scales
 
 log = logging.getLogger("centripetal.train")
 
-# %% ../nbs/12_train.ipynb #28d61604
+# %% ../nbs/12_train.ipynb #3f5d029b
 @dataclass(frozen=True)
 class TrainConfig:
     "How to train (the paper's recipe by default; per-process batch 6 × 16 GPUs = 96). Paths are relative to `data_root` unless absolute."
@@ -84,8 +84,7 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.lr_time_steps must be increasing fractions in (0, 1) of time_limit_min, got {self.lr_time_steps!r}")
             if not self.time_limit_min:
                 raise ValueError("TrainConfig.lr_time_steps are fractions of time_limit_min: set time_limit_min too (or use lr_steps, in epochs)")
-        if len(self.crop_scales) == 0 or any(not (isinstance(x, (int, float)) and x > 0) for x in self.crop_scales):
-            raise ValueError(f"TrainConfig.crop_scales must be positive crop/input ratios, got {self.crop_scales!r}")
+        check_scales(self.crop_scales, "TrainConfig.crop_scales")
         for name in ("time_limit_min", "max_steps"):
             v = getattr(self, name)
             if v is not None and not v > 0: raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {v!r}")
@@ -95,7 +94,7 @@ class TrainConfig:
         p = Path(getattr(self, name)).expanduser()
         return p if p.is_absolute() else Path(self.data_root).expanduser() / p
 
-# %% ../nbs/12_train.ipynb #ee499a65
+# %% ../nbs/12_train.ipynb #9b81c48d
 def _field_default(f):
     if f.default is not dataclasses.MISSING: return f.default
     if f.default_factory is not dataclasses.MISSING: return f.default_factory()
@@ -156,7 +155,7 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list:
         elif va != vb: out.append((f"{prefix}{k}", va, vb))
     return out
 
-# %% ../nbs/12_train.ipynb #56b91796
+# %% ../nbs/12_train.ipynb #b0de4c77
 def profile_dirs() -> list:
     "Where profile names are looked up: ./experiments/profiles, then the source tree's experiments/profiles."
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
@@ -205,7 +204,7 @@ def load_profile(name_or_path, variant: str = None):
         extra["variant"] = variant
     return model_cfg, train_cfg, test_cfg, extra
 
-# %% ../nbs/12_train.ipynb #15c43bce
+# %% ../nbs/12_train.ipynb #a2bce0a4
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
     """Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma at each (possibly
     fractional) epoch in lr_steps and at each fraction in lr_time_steps that `time_frac` (elapsed / time limit) has reached."""
@@ -217,7 +216,7 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig, time_frac: float = 
         lr *= cfg.warmup_ratio + (1 - cfg.warmup_ratio) * step / cfg.warmup_iters
     return lr
 
-# %% ../nbs/12_train.ipynb #08c192fc
+# %% ../nbs/12_train.ipynb #b9df359f
 def plot_lr(cfg: TrainConfig, steps_per_epoch: int):
     "The schedule of `cfg` over its whole run (log scale); returns the figure."
     import matplotlib.pyplot as plt
@@ -228,7 +227,7 @@ def plot_lr(cfg: TrainConfig, steps_per_epoch: int):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/12_train.ipynb #3b4b1420
+# %% ../nbs/12_train.ipynb #6a7160be
 def epoch_batches(n_items: int, batch_size: int, epoch: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> list:
     "Index batches (list of lists) process `rank` of `world_size` sees in `epoch`: a pure function of (seed, epoch); incomplete batches dropped."
     from torch.utils.data import DistributedSampler
@@ -243,7 +242,7 @@ def steps_per_epoch(n_items: int, batch_size: int, world_size: int = 1) -> int:
     "Optimiser steps in one epoch: each of world_size processes takes batch_size images per step (remainders dropped)."
     return (n_items // world_size) // batch_size
 
-# %% ../nbs/12_train.ipynb #6bb34d2d
+# %% ../nbs/12_train.ipynb #7d2a6c87
 def seed_everything(seed: int):
     "Seed python's random, NumPy's global generator and torch (CPU and all CUDA devices)."
     random.seed(seed); np.random.seed(seed % 2 ** 32); torch.manual_seed(seed)
@@ -266,7 +265,7 @@ def set_rng_state(st: dict):
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
-# %% ../nbs/12_train.ipynb #978828de
+# %% ../nbs/12_train.ipynb #95e86b2a
 CKPT_FORMAT = "centripetal-checkpoint-v1"
 
 def save_checkpoint(path, state: dict) -> Path:
@@ -313,7 +312,7 @@ def model_config_of(ckpt: dict):
     "The ModelConfig stored in a checkpoint."
     return config_from_dict(ModelConfig, ckpt["model_cfg"], "checkpoint model_cfg")
 
-# %% ../nbs/12_train.ipynb #cc372cdd
+# %% ../nbs/12_train.ipynb #4c635e56
 @dataclass(frozen=True)
 class DistInfo:
     "Who this process is: rank, world_size, local_rank, its device, and whether this code opened the process group."
@@ -368,7 +367,7 @@ def _any(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([float(flag)], device=info.device); dist.all_reduce(t)
     return bool(t.item() > 0)
 
-# %% ../nbs/12_train.ipynb #c62851eb
+# %% ../nbs/12_train.ipynb #00114736
 def check_data(train_cfg: TrainConfig, split: str = "train"):
     "Raise FileNotFoundError with a hint unless the annotation file and image folder of `split` ('train' or 'val') exist."
     if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -411,7 +410,7 @@ def n_parameters(model: nn.Module) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/12_train.ipynb #595d15ef
+# %% ../nbs/12_train.ipynb #47763a90
 class CsvLog:
     "Append rows (dicts) to a CSV file; the first row fixes the columns. `keep_until` drops existing rows with step > keep_until."
     def __init__(self, path, keep_until: int = None):
@@ -464,7 +463,7 @@ def _tensorboard(out_dir):
         return None
     return SummaryWriter(str(Path(out_dir) / "tb"))
 
-# %% ../nbs/12_train.ipynb #37c81a86
+# %% ../nbs/12_train.ipynb #f6ea4cc3
 def _micro_batches(images, targets, k: int):
     "Split a batch into k interleaved micro-batches: micro-batch j = items j, j+k, j+2k, ... images (B,3,H,W) -> k × (B/k,3,H,W)."
     if k == 1: return [(images, targets)]
@@ -496,7 +495,7 @@ def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, devi
     scaler.update()
     return {n: torch.stack([p[n] for p in parts]).mean() for n in parts[0]}
 
-# %% ../nbs/12_train.ipynb #632c4cf9
+# %% ../nbs/12_train.ipynb #2367a87c
 def _unwrap(model): return model.module if hasattr(model, "module") else model
 
 def _gather_rng(info: DistInfo) -> list:
@@ -544,7 +543,8 @@ def wrap_model(model, train_cfg: TrainConfig, info: DistInfo):
     return model
 
 def budget_fraction(t0: float, cfg: TrainConfig, info: DistInfo) -> float:
-    "Share of time_limit_min spent since `t0`, rounded down to the lr_time_steps every process has reached (0 without them)."
+    """Share of time_limit_min spent since `t0`, rounded down to the largest of lr_time_steps that *some* process has reached (0 without
+    them): the first process past a step takes all the others along, so every process uses the same learning rate."""
     if not cfg.lr_time_steps: return 0.0
     frac = (time.perf_counter() - t0) / (60 * cfg.time_limit_min)
     reached = [f for f in cfg.lr_time_steps if _any(frac >= f, info)]   # one process past a step takes all of them along
@@ -653,7 +653,7 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
     finally:
         cleanup_distributed(info, barrier=ok)
 
-# %% ../nbs/12_train.ipynb #b59b4a33
+# %% ../nbs/12_train.ipynb #78da574f
 def ensure_data(train_cfg: TrainConfig, extra: dict, info_rank: int = None, wait_s: float = 600):
     "Generate the shapes benchmark into data_root when the profile has a 'shapes' section and the data is missing (rank 0 only)."
     ann = train_cfg.path("train_ann")
@@ -747,6 +747,6 @@ def main_train(argv=None) -> int:
         print(f"trained to step {res['steps']} in {res['wall_s']:.1f} s ({res['images_per_s']:.2f} images/s); checkpoint {res['checkpoint']}")
     return 0
 
-# %% ../nbs/12_train.ipynb #780ec52e
+# %% ../nbs/12_train.ipynb #a6e795d9
 if __name__ == "__main__":
     sys.exit(main_train())
