@@ -6,7 +6,7 @@
 __all__ = ['MATCHERS', 'ADAPTIONS', 'BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch',
            'make_backbone', 'TestConfig', 'CentripetalNet', 'stack_losses', 'sample_rois']
 
-# %% ../nbs/08_model.ipynb #749d569e
+# %% ../nbs/08_model.ipynb #99be7322
 import math
 from dataclasses import dataclass, replace, field
 import torch
@@ -22,7 +22,7 @@ from .matching import DecodeConfig, decode_pairs
 from .postprocess import soft_nms, flip_boxes
 from .mask_head import MaskHead, match_proposals, mask_targets, mask_loss, paste_masks
 
-# %% ../nbs/08_model.ipynb #679e4304
+# %% ../nbs/08_model.ipynb #c64ca9eb
 MATCHERS = ("centripetal", "ae1d", "ae2d", "center_heatmap", "center_regression")
 ADAPTIONS = ("cross_star", "dcn", "roi_conv", "none")
 BACKBONES = ("hourglass104", "hourglass52", "small")
@@ -63,14 +63,14 @@ class ModelConfig:
         "Embedding width of the associative-embedding matchers (CenterNet's matcher uses 1-D tags)."
         return {"ae1d": 1, "ae2d": 2, "center_heatmap": 1}.get(self.matcher, 0)
 
-# %% ../nbs/08_model.ipynb #4cd8323f
+# %% ../nbs/08_model.ipynb #5c5e41b0
 def make_head(in_ch, out_ch, bias=0.0):
     "3×3 conv + ReLU + 1×1 conv; the last bias is set to `bias`. (B,in_ch,H,W) -> (B,out_ch,H,W)."
     head = nn.Sequential(nn.Conv2d(in_ch, in_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(in_ch, out_ch, 1))
     nn.init.constant_(head[-1].bias, bias)
     return head
 
-# %% ../nbs/08_model.ipynb #e373fc54
+# %% ../nbs/08_model.ipynb #1b092d50
 class CornerBranch(nn.Module):
     "Corner pooling and all heads of one corner type ('tl' or 'br') of one stack."
     def __init__(self, cfg: ModelConfig, ch: int, corner: str):
@@ -99,7 +99,7 @@ class CornerBranch(nn.Module):
             if head is not None: out[name] = head(a)
         return out
 
-# %% ../nbs/08_model.ipynb #bdfa1505
+# %% ../nbs/08_model.ipynb #8e9f6063
 class CenterBranch(nn.Module):
     "CenterNet-style centre heatmap (C) and centre offset (2) from centre pooling."
     def __init__(self, cfg: ModelConfig, ch: int):
@@ -117,7 +117,7 @@ class CenterBranch(nn.Module):
         p = self.merge(col + row)
         return {"heat": self.heat(p), "off": self.off(p)}
 
-# %% ../nbs/08_model.ipynb #14cd9c6a
+# %% ../nbs/08_model.ipynb #4ec6939d
 def make_backbone(cfg: ModelConfig):
     "The hourglass named by `cfg.backbone`."
     if cfg.backbone == "hourglass104": return hourglass104()
@@ -137,7 +137,7 @@ class TestConfig:
     scales: tuple = (1.0,)
     mask_threshold: float = 0.5
 
-# %% ../nbs/08_model.ipynb #41e65d0a
+# %% ../nbs/08_model.ipynb #e7623468
 class CentripetalNet(nn.Module):
     "CentripetalNet and its ablations. Images (B,3,H,W) with H, W accepted by the hourglass (see `valid_input_size`)."
     def __init__(self, cfg: ModelConfig = ModelConfig()):
@@ -170,7 +170,7 @@ class CentripetalNet(nn.Module):
         if targets is not None: return self.loss(images, targets)
         return self.predict(images, test_cfg)
 
-# %% ../nbs/08_model.ipynb #e6b0c795
+# %% ../nbs/08_model.ipynb #55aea722
 def _render_batch(targets, num_classes, feat_hw, stride, device):
     per_image = [render_targets(t["boxes"].to(device).float(), t["labels"].to(device).long(), num_classes, feat_hw, stride)
                  for t in targets]
@@ -195,9 +195,9 @@ def stack_losses(m, gt, cfg: ModelConfig):
 WEIGHT_FIELDS = dict(det="w_det", off="w_off", guide="w_guide", wh="w_wh", cs="w_cs", ctr="w_ctr",
                      pull="w_pull", push="w_push", center="w_center", mask="w_mask")
 
-# %% ../nbs/08_model.ipynb #424ef093
+# %% ../nbs/08_model.ipynb #cfd60d47
 def sample_rois(proposals, gt_index, cap: int, generator=None):
-    """Keep at most `cap` RoIs of a batch, a uniform random subset over all images (0 or more RoIs than that: all).
+    """Keep at most `cap` RoIs of a batch, a uniform random subset over all its images (all of them when cap is 0 or >= their number).
     proposals, gt_index: lists per image of (Pi, 4) and (Pi,) -> the same lists, filtered, in the original order."""
     sizes = [len(p) for p in proposals]
     n = sum(sizes)
@@ -209,7 +209,7 @@ def sample_rois(proposals, gt_index, cap: int, generator=None):
     parts = keep.split(sizes)
     return [p[k] for p, k in zip(proposals, parts)], [i[k] for i, k in zip(gt_index, parts)]
 
-# %% ../nbs/08_model.ipynb #1f321078
+# %% ../nbs/08_model.ipynb #7054c355
 def _mask_loss(model, feats, maps, targets, stride):
     cfg = model.cfg
     with torch.no_grad():
@@ -245,7 +245,7 @@ def _loss(self, images, targets):
 
 CentripetalNet.loss = _loss
 
-# %% ../nbs/08_model.ipynb #9302a64b
+# %% ../nbs/08_model.ipynb #d58f27b0
 def _pad_to(images, n_down):
     "Zero-pad (B,3,H,W) at the bottom/right to sizes the hourglass accepts."
     H, W = images.shape[-2:]
