@@ -7,13 +7,13 @@ __all__ = ['DEFORM_IMPLS', 'ADAPTIONS', 'deform_conv2d_fast', 'deform_conv2d', '
            'roi_conv_offsets', 'RoIConvAdaption', 'NoAdaption', 'make_adaption', 'sampling_points', 'cross_star_map',
            'border_prior_weight', 'plot_sampling_points', 'figure7']
 
-# %% ../nbs/03_adaption.ipynb #d2b13f5e
+# %% ../nbs/03_adaption.ipynb #8a1e57c6
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-# %% ../nbs/03_adaption.ipynb #cd810e42
+# %% ../nbs/03_adaption.ipynb #2833b1b6
 def _pair(v, name):
     "An int or a pair of ints -> a pair of non-negative ints."
     if isinstance(v, int): v = (v, v)
@@ -50,7 +50,7 @@ def _check_deform_args(x, offset, weight, bias, stride, padding, dilation):
         raise TypeError(f"x, offset and weight must share a dtype, got {x.dtype}, {offset.dtype}, {weight.dtype}")
     return sh, sw, ph, pw, dh, dw, Ho, Wo, G
 
-# %% ../nbs/03_adaption.ipynb #bfecc976
+# %% ../nbs/03_adaption.ipynb #8b93d7da
 def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilation=1):
     """Deformable convolution v1 from one bilinear `grid_sample` call and one matrix product.
 
@@ -76,7 +76,7 @@ def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilati
     out = out.view(B, O, Ho, Wo)
     return out if bias is None else out + bias.view(1, O, 1, 1)
 
-# %% ../nbs/03_adaption.ipynb #0ea249a6
+# %% ../nbs/03_adaption.ipynb #513e3b58
 DEFORM_IMPLS = ("auto", "torchvision", "fast")
 
 def deform_conv2d(x, offset, weight, bias=None, padding=1, impl="auto", stride=1, dilation=1):
@@ -85,9 +85,11 @@ def deform_conv2d(x, offset, weight, bias=None, padding=1, impl="auto", stride=1
     if impl not in DEFORM_IMPLS: raise ValueError(f"impl must be one of {DEFORM_IMPLS}, got {impl!r}")
     if torch.is_autocast_enabled(x.device.type) and not (x.dtype == offset.dtype == weight.dtype):
         # autocast hands us half-precision features and offsets but float32 weights: sample and contract in float32
-        # (sampling positions in fp16/bf16 lose sub-pixel precision), then return the autocast dtype.
-        out = deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
-                            padding=padding, impl=impl, stride=stride, dilation=dilation)
+        # (sampling positions in fp16/bf16 lose sub-pixel precision), then return the autocast dtype. Autocast is switched
+        # off inside, or it would run the contraction (a matmul) in half precision again.
+        with torch.autocast(x.device.type, enabled=False):
+            out = deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
+                                padding=padding, impl=impl, stride=stride, dilation=dilation)
         return out.to(x.dtype)
     if impl == "torchvision" or (impl == "auto" and x.is_cuda):
         return torchvision.ops.deform_conv2d(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation)
@@ -109,7 +111,7 @@ class DeformConv2d(nn.Module):
     def extra_repr(self):
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, kernel={self.kernel}, impl={self.impl!r}"
 
-# %% ../nbs/03_adaption.ipynb #9c2077cd
+# %% ../nbs/03_adaption.ipynb #6bd2e5c9
 def _check_feat_guide(feat, guide, need_guide, who):
     "Validate `feat` (B, C, H, W) and, if needed, `guide` (B, 2, H, W)."
     if not isinstance(feat, torch.Tensor) or feat.ndim != 4:
@@ -122,7 +124,7 @@ def _check_feat_guide(feat, guide, need_guide, who):
         raise ValueError(f"{who}: guide must have shape (B, 2, H, W) = ({feat.shape[0]}, 2, {feat.shape[2]}, "
                          f"{feat.shape[3]}) matching feat, got {tuple(getattr(guide, 'shape', ()))}")
 
-# %% ../nbs/03_adaption.ipynb #654ccef5
+# %% ../nbs/03_adaption.ipynb #a702a8e3
 class CrossStarAdaption(nn.Module):
     """Cross-star deformable conv (Section 3.2): offsets = 1×1 conv (2 -> 2k², no bias) of the detached guiding shift.
     `forward(feat (B, C, H, W), guide (B, 2, H, W) in (x, y) feature units) -> (B, C, H, W)`."""
@@ -146,7 +148,7 @@ class CrossStarAdaption(nn.Module):
     def forward(self, feat, guide=None):
         return F.relu(self.dcn(feat, self.offset_field(feat, guide)))
 
-# %% ../nbs/03_adaption.ipynb #498af072
+# %% ../nbs/03_adaption.ipynb #9d4e26e4
 class DCNAdaption(nn.Module):
     """Plain deformable conv: offsets from a 3×3 conv on the features (zero init). `forward(feat (B, C, H, W),
     guide=None) -> (B, C, H, W)`; `guide` is ignored."""
@@ -166,7 +168,7 @@ class DCNAdaption(nn.Module):
     def forward(self, feat, guide=None):
         return F.relu(self.dcn(feat, self.offset_field(feat)))
 
-# %% ../nbs/03_adaption.ipynb #d78b982b
+# %% ../nbs/03_adaption.ipynb #d8d28292
 def _check_corner(corner):
     if corner not in ("tl", "br"): raise ValueError(f"corner must be 'tl' or 'br', got {corner!r}")
     return corner
@@ -208,7 +210,7 @@ class RoIConvAdaption(nn.Module):
 
     def extra_repr(self): return f"corner={self.corner!r}"
 
-# %% ../nbs/03_adaption.ipynb #057e2483
+# %% ../nbs/03_adaption.ipynb #ed96b0e4
 class NoAdaption(nn.Module):
     """No feature adaption: a 3×3 conv (no bias, normal(0, 0.01)) + ReLU, the same capacity as the deformable variants.
     `forward(feat (B, C, H, W), guide=None) -> (B, C, H, W)`; `guide` is ignored."""
@@ -228,7 +230,7 @@ class NoAdaption(nn.Module):
     def forward(self, feat, guide=None):
         return F.relu(self.conv(feat))
 
-# %% ../nbs/03_adaption.ipynb #f69da33a
+# %% ../nbs/03_adaption.ipynb #ff78ba74
 ADAPTIONS = ("cross_star", "dcn", "roi_conv", "none")
 
 def make_adaption(kind, ch=256, corner="tl", impl="auto"):
@@ -240,7 +242,7 @@ def make_adaption(kind, ch=256, corner="tl", impl="auto"):
     if kind == "none": return NoAdaption(ch)
     raise ValueError(f"unknown adaption kind {kind!r}; choose one of {ADAPTIONS}")
 
-# %% ../nbs/03_adaption.ipynb #ba6e474b
+# %% ../nbs/03_adaption.ipynb #f1aa7743
 @torch.no_grad()
 def sampling_points(module, feat, guide, y, x, b=0):
     """Absolute (x, y) sampling positions (K, 2), in feature units, of `module`'s k×k kernel at location (`y`, `x`) of
@@ -255,7 +257,7 @@ def sampling_points(module, feat, guide, y, x, b=0):
     dydx = field[b, :, y, x].view(k * k, 2)
     return base + dydx.flip(1)
 
-# %% ../nbs/03_adaption.ipynb #98740c26
+# %% ../nbs/03_adaption.ipynb #a77573fb
 def cross_star_map(hw=(48, 48), box=(14, 12, 38, 32), corner="tl"):
     """A hand-built corner-pooled-looking map (H, W) for `box` (x1, y1, x2, y2) in feature units: a weak box interior,
     its border, and the two border lines through the `corner` extended to the image edge (the 'cross star')."""
@@ -307,7 +309,7 @@ def plot_sampling_points(fmap, panels, box=None, corner_xy=None, ncols=None):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_adaption.ipynb #7defbd5a
+# %% ../nbs/03_adaption.ipynb #104d7520
 def figure7(box=(14, 12, 38, 32), hw=(48, 48), seed=0):
     """Figure 7 style panels at the top-left corner of `box` (x1, y1, x2, y2, integer feature units) on a `hw` map:
     untrained DCN, RoI conv with the true size, cross-star at random init (seeded) and with the border prior."""
