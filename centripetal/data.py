@@ -180,7 +180,7 @@ class CocoDetection(torch.utils.data.Dataset):
         self.input_size = _hw(input_size, 'input_size') if input_size is not None else ((511, 511) if train else None)
         scales = check_scales(scales)
         self.train, self.with_masks, self.seed, self.epoch = train, with_masks, int(seed), 0
-        self.scales, self.flip, self.color_jitter, self.mean, self.std = tuple(scales), flip, color_jitter, mean, std
+        self.scales, self.flip, self.color_jitter, self.mean, self.std = scales, flip, color_jitter, mean, std
         self.ids = sorted(self.coco.imgs)                                   # every image, annotated or not
         self.cat_ids = sorted(self.coco.cats)
         self.cat_id_to_label = {c: i for i, c in enumerate(self.cat_ids)}
