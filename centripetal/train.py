@@ -20,13 +20,11 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .model import ModelConfig, TestConfig, CentripetalNet, MATCHERS, ADAPTIONS, BACKBONES
+from .model import CentripetalNet, MATCHERS, ADAPTIONS, BACKBONES
 from .data import CocoDetection, collate
-# configs and checkpoint files have their own modules; the names are imported here so `centripetal.train.X` keeps working
-from .config import (TrainConfig, config_from_dict, update_config, config_to_dict, config_diff, load_profile,
-                                find_profile, apply_variant, profile_dirs, resolve_device, check_data, setup_logging)
-from .checkpoint import (CKPT_FORMAT, save_checkpoint, load_checkpoint, check_model_config, model_config_of,
-                                    load_weights)
+from .config import TrainConfig, update_config, config_to_dict, load_profile, resolve_device, check_data, setup_logging
+from .checkpoint import save_checkpoint, load_checkpoint, check_model_config, load_weights
+from .checkpoint import model_config_of  # noqa: F401 (still importable from here by older code)
 
 log = logging.getLogger("centripetal.train")
 
