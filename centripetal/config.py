@@ -21,14 +21,16 @@ from .data import DEFAULT_SCALES, check_scales
 # %% ../nbs/11a_config.ipynb #f6e536d0
 @dataclass(frozen=True)
 class TrainConfig:
-    "How to train (the paper's recipe by default; per-process batch 6 × 16 GPUs = 96). Paths are relative to `data_root` unless absolute."
+    """How to train (the paper's recipe by default; per-process batch 6 × 16 GPUs = 96). Paths are relative to
+    `data_root` unless absolute."""
     data_root: str = "data/shapes"
     train_ann: str = "train.json"
     train_images: str = "images"
     val_ann: str = "val.json"
     val_images: str = "images"
     input_size: int = 511            # training crops are resized to input_size × input_size
-    batch_size: int = 6              # images per process (per GPU) and step; the global batch is batch_size × world size
+    # images per process (per GPU) and step; the global batch is batch_size × world size
+    batch_size: int = 6
     accum_steps: int = 1             # split each process's batch into this many micro-batches (gradient accumulation)
     epochs: int = 210
     lr: float = 5.0e-4
@@ -50,7 +52,8 @@ class TrainConfig:
     device: str = "auto"             # 'auto' -> cuda:LOCAL_RANK when available, else cpu
     sync_bn: bool = True             # SyncBatchNorm when distributed on GPUs (CPU/gloo has no SyncBatchNorm)
     freeze_bn: bool = False          # keep BatchNorm in eval mode (running statistics, no per-batch statistics)
-    crop_scales: tuple = DEFAULT_SCALES  # training crop side / input side, one drawn per image (CornerNet's 0.6 ... 1.3)
+    # training crop side / input side, one drawn per image (CornerNet's 0.6 ... 1.3)
+    crop_scales: tuple = DEFAULT_SCALES
     crop_inside: bool = False        # crops stay inside the image (no padding; for images little larger than the input)
     channels_last: bool = False      # NHWC weights and images: ~6-14 % faster convolutions on the CPU (oneDNN)
 
@@ -60,19 +63,32 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
         if self.batch_size % self.accum_steps:
-            raise ValueError(f"TrainConfig.batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})")
+            raise ValueError(
+                f"TrainConfig.batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})"
+            )
         if not self.lr > 0: raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        if not (0 < self.warmup_ratio <= 1): raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
+        if not (0 < self.warmup_ratio <= 1):
+            raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
         if self.warmup_iters < 0 or self.num_workers < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig.warmup_iters, num_workers and grad_clip must be >= 0")
-        if list(self.lr_steps) != sorted(self.lr_steps) or any(not isinstance(s, (int, float)) or s < 0 for s in self.lr_steps):
-            raise ValueError(f"TrainConfig.lr_steps must be increasing non-negative epoch numbers, got {self.lr_steps!r}")
+        if list(self.lr_steps) != sorted(self.lr_steps) or any(
+            not isinstance(s, (int, float)) or s < 0 for s in self.lr_steps
+        ):
+            raise ValueError(
+                f"TrainConfig.lr_steps must be increasing non-negative epoch numbers, got {self.lr_steps!r}"
+            )
         if self.lr_time_steps:
             f = list(self.lr_time_steps)
             if f != sorted(f) or any(not isinstance(x, (int, float)) or not 0 < x < 1 for x in f):
-                raise ValueError(f"TrainConfig.lr_time_steps must be increasing fractions in (0, 1) of time_limit_min, got {self.lr_time_steps!r}")
+                raise ValueError(
+                    "TrainConfig.lr_time_steps must be increasing fractions in (0, 1) of time_limit_min, got"
+                    f" {self.lr_time_steps!r}"
+                )
             if not self.time_limit_min:
-                raise ValueError("TrainConfig.lr_time_steps are fractions of time_limit_min: set time_limit_min too (or use lr_steps, in epochs)")
+                raise ValueError(
+                    "TrainConfig.lr_time_steps are fractions of time_limit_min: set time_limit_min too (or use"
+                    " lr_steps, in epochs)"
+                )
         check_scales(self.crop_scales, "TrainConfig.crop_scales")
         for name in ("time_limit_min", "max_steps"):
             v = getattr(self, name)
@@ -90,7 +106,8 @@ def _field_default(f):
     return None
 
 def _coerce(value, default, annotation, where):
-    "Convert a YAML value to what a field with this default/annotation holds: str -> float, list -> tuple, dict -> nested dataclass."
+    """Convert a YAML value to what a field with this default/annotation holds: str -> float, list -> tuple, dict ->
+    nested dataclass."""
     ann = str(annotation)
     if dataclasses.is_dataclass(default) and isinstance(value, dict):
         return update_config(default, value, where)
@@ -119,11 +136,13 @@ def _coerced_kwargs(cls, d, where, base=None):
     return out
 
 def config_from_dict(cls, d: dict, where: str = None):
-    "Build dataclass `cls` from a plain dict (YAML, checkpoint): unknown keys -> ValueError, '1.0e-3' strings -> float, lists -> tuples."
+    """Build dataclass `cls` from a plain dict (YAML, checkpoint): unknown keys -> ValueError, '1.0e-3' strings ->
+    float, lists -> tuples."""
     return cls(**_coerced_kwargs(cls, d, where or cls.__name__))
 
 def update_config(cfg, overrides: dict, where: str = None):
-    "A copy of frozen dataclass `cfg` with `overrides` (plain values, coerced like `config_from_dict`; nested dicts update nested configs)."
+    """A copy of frozen dataclass `cfg` with `overrides` (plain values, coerced like `config_from_dict`; nested dicts
+    update nested configs)."""
     return dataclasses.replace(cfg, **_coerced_kwargs(type(cfg), overrides, where or type(cfg).__name__, base=cfg))
 
 def config_to_dict(cfg) -> dict:
@@ -136,7 +155,8 @@ def config_to_dict(cfg) -> dict:
     return plain(cfg)
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list:
-    "Fields that differ between two config dicts, as (name, a_value, b_value); a key missing on one side counts as different."
+    """Fields that differ between two config dicts, as (name, a_value, b_value); a key missing on one side counts as
+    different."""
     out = []
     for k in sorted(set(a) | set(b), key=str):
         va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
@@ -148,7 +168,10 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list:
 def profile_dirs() -> list:
     "Where profile names are looked up: ./experiments/profiles, then the source tree's experiments/profiles."
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
-    out = [Path.cwd() / "experiments" / "profiles", Path.cwd().parent / "experiments" / "profiles", here / "experiments" / "profiles"]
+    out = [
+        Path.cwd() / "experiments" / "profiles", Path.cwd().parent / "experiments" / "profiles",
+        here / "experiments" / "profiles",
+    ]
     return list(dict.fromkeys(p for p in out))
 
 def find_profile(name_or_path) -> Path:
@@ -160,25 +183,33 @@ def find_profile(name_or_path) -> Path:
     for d in profile_dirs():
         if (d / f"{name_or_path}.yaml").is_file(): return d / f"{name_or_path}.yaml"
     known = sorted({q.stem for d in profile_dirs() if d.is_dir() for q in d.glob("*.yaml")})
-    raise FileNotFoundError(f"no profile named {name_or_path!r}; known profiles: {known} (in {[str(d) for d in profile_dirs() if d.is_dir()]}); "
-                            "or pass a path to a YAML file")
+    raise FileNotFoundError(
+        f"no profile named {name_or_path!r}; known profiles: {known} (in"
+        f" {[str(d) for d in profile_dirs() if d.is_dir()]}); or pass a path to a YAML file"
+    )
 
 def apply_variant(model_cfg, train_cfg, test_cfg, variant: dict):
     "Apply one variant's overrides ({name, model: {...}, train: {...}, test: {...}}) to the three configs."
     name = variant.get("name", "?")
     unknown = sorted(set(variant) - {"name", "table", "label", "model", "train", "test"})
-    if unknown: raise ValueError(f"variant {name!r} has unknown key(s) {unknown}; allowed: name, table, label, model, train, test")
+    if unknown:
+        raise ValueError(
+            f"variant {name!r} has unknown key(s) {unknown}; allowed: name, table, label, model, train, test"
+        )
     return (update_config(model_cfg, variant.get("model") or {}, f"variant {name}: model"),
             update_config(train_cfg, variant.get("train") or {}, f"variant {name}: train"),
             update_config(test_cfg, variant.get("test") or {}, f"variant {name}: test"))
 
 def load_profile(name_or_path, variant: str = None):
-    "Read a YAML profile -> (ModelConfig, TrainConfig, TestConfig, extra dict); `variant` applies the named entry of its `variants` list."
+    """Read a YAML profile -> (ModelConfig, TrainConfig, TestConfig, extra dict); `variant` applies the named entry of
+    its `variants` list."""
     path = find_profile(name_or_path)
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
-    if not isinstance(raw, dict): raise ValueError(f"profile {path} must be a YAML mapping with sections model, train, test")
-    if "model" not in raw: raise ValueError(f"profile {path} has no 'model' section (ModelConfig needs at least num_classes)")
+    if not isinstance(raw, dict):
+        raise ValueError(f"profile {path} must be a YAML mapping with sections model, train, test")
+    if "model" not in raw:
+        raise ValueError(f"profile {path} has no 'model' section (ModelConfig needs at least num_classes)")
     model_cfg = config_from_dict(ModelConfig, raw["model"], f"{path.name}: model")
     train_cfg = config_from_dict(TrainConfig, raw.get("train") or {}, f"{path.name}: train")
     test_cfg = config_from_dict(TestConfig, raw.get("test") or {}, f"{path.name}: test")
@@ -197,8 +228,8 @@ def load_profile(name_or_path, variant: str = None):
 FULL = "full"
 
 def run_plan(extra: dict, only=None) -> list:
-    """The runs of a profile (`extra` as returned by `load_profile`): its variants in order, plus `full` (the base model)
-    when no variant has that name. `only`: names to keep (ValueError for a name the profile does not have)."""
+    """The runs of a profile (`extra` as returned by `load_profile`): its variants in order, plus `full` (the base
+    model) when no variant has that name. `only`: names to keep (ValueError for a name the profile does not have)."""
     variants = [dict(v) for v in extra.get("variants") or []]
     names = [v.get("name") for v in variants]
     if any(not isinstance(n, str) or not n for n in names):
@@ -215,15 +246,18 @@ def run_plan(extra: dict, only=None) -> list:
     return variants
 
 def variant_configs(profile, variant: str, run_dir=None, data_root=None):
-    """(ModelConfig, TrainConfig, TestConfig, extra) of one run: the named variant of `profile`, or the base profile for `full`
-    when the profile has no variant of that name. `run_dir` becomes the training output folder, `data_root` the dataset folder.
-    extra['variant'] is the name to pass to `--variant` (None for the base profile). A profile's top-level
-    `reproduce_time_limit_min` replaces every run's training budget here (the cpu profile: 10 runs must fit 2 hours)."""
+    """(ModelConfig, TrainConfig, TestConfig, extra) of one run: the named variant of `profile`, or the base profile for
+    `full` when the profile has no variant of that name. `run_dir` becomes the training output folder, `data_root`
+    the dataset folder. extra['variant'] is the name to pass to `--variant` (None for the base profile). A profile's
+    top-level `reproduce_time_limit_min` replaces every run's training budget here (the cpu profile: 10 runs must fit
+    2 hours)."""
     path = find_profile(profile)
     names = {v.get("name") for v in load_profile(path)[3].get("variants") or []}
     if variant in names: model_cfg, train_cfg, test_cfg, extra = load_profile(path, variant)
     elif variant == FULL: model_cfg, train_cfg, test_cfg, extra = load_profile(path)
-    else: raise ValueError(f"profile {path.name} has no variant {variant!r}; its variants: {sorted(names)} (and {FULL!r})")
+    else:
+        raise ValueError(f"profile {path.name} has no variant {variant!r}; "
+                         f"its variants: {sorted(names)} (and {FULL!r})")
     extra.setdefault("variant", None)
     over = {}
     if run_dir is not None: over["out_dir"] = str(run_dir)
@@ -233,7 +267,8 @@ def variant_configs(profile, variant: str, run_dir=None, data_root=None):
 
 # %% ../nbs/11a_config.ipynb #12f14af1
 def resolve_device(name="auto", local_rank: int = 0) -> torch.device:
-    "'auto' -> cuda:local_rank if CUDA is available, else cpu; 'cuda' -> cuda:local_rank; anything else as torch.device."
+    """'auto' -> cuda:local_rank if CUDA is available, else cpu; 'cuda' -> cuda:local_rank; anything else as
+    torch.device."""
     if isinstance(name, torch.device): name = str(name)
     if name == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
@@ -252,15 +287,18 @@ def check_data(train_cfg: TrainConfig, split: str = "train"):
     "(annotation file, image folder) of `split`; FileNotFoundError with a hint unless both exist."
     if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     ann, img = train_cfg.path(f"{split}_ann"), train_cfg.path(f"{split}_images")
-    hint = ("generate the synthetic benchmark with 'centripetal shapes --out DIR' (or train with a profile that has a 'shapes' "
-            "section), or point train.data_root at a COCO-format dataset")
+    hint = (
+        "generate the synthetic benchmark with 'centripetal shapes --out DIR' (or train with a profile that has a"
+        " 'shapes' section), or point train.data_root at a COCO-format dataset"
+    )
     if not ann.is_file(): raise FileNotFoundError(f"annotation file {ann} not found: {hint}")
     if not img.is_dir(): raise FileNotFoundError(f"image folder {img} not found: {hint}")
     return ann, img
 
 # %% ../nbs/11a_config.ipynb #e8eb0f2a
 def setup_logging(level=logging.INFO, env=None) -> bool:
-    "Configure the root logger (time, [rank N] under torchrun, level, logger name) unless it already has handlers; True if it did."
+    """Configure the root logger (time, [rank N] under torchrun, level, logger name) unless it already has handlers;
+    True if it did."""
     if logging.getLogger().handlers: return False
     rank = (os.environ if env is None else env).get("RANK")
     fmt = f"%(asctime)s {'[rank ' + rank + '] ' if rank else ''}%(levelname)s %(name)s: %(message)s"

@@ -20,7 +20,8 @@ from .tables import val_dataset
 
 # %% ../nbs/15b_figures.ipynb #5ee50442
 def trained_model(checkpoint, device="cpu"):
-    "The network of a checkpoint (`checkpoint.load_model`), in eval mode, with its training step as `model.step` (for titles)."
+    """The network of a checkpoint (`checkpoint.load_model`), in eval mode, with its training step as `model.step` (for
+    titles)."""
     model, ckpt = load_model(checkpoint, device)
     model.step = ckpt.get("step")
     return model
@@ -41,7 +42,8 @@ def _box_iou(a, b):
     return box_iou(a, b) if len(a) and len(b) else torch.zeros(len(a), len(b))
 
 def correct_detections(det_boxes, det_labels, gt_boxes, gt_labels, iou: float = 0.5):
-    "Greedy matching in the given (score) order: (K,) bool, True where a detection takes a still free same-class gt box with IoU >= `iou`."
+    """Greedy matching in the given (score) order: (K,) bool, True where a detection takes a still free same-class gt
+    box with IoU >= `iou`."""
     ious = _box_iou(det_boxes.float(), gt_boxes.float())
     ious = torch.where(det_labels[:, None] == gt_labels[None], ious, torch.zeros_like(ious))
     free = torch.ones(len(gt_boxes), dtype=torch.bool)
@@ -63,8 +65,9 @@ def _empty_panel(ax, title, why):
 
 @torch.no_grad()
 def figure_matchers(checkpoints: dict, train_cfg, index: int = None, test_cfg: TestConfig = None, device="cpu"):
-    """Figures 1/6: one panel per `checkpoints` entry (title -> checkpoint path or None), the top detections on val image
-    `index` (default: the most crowded) drawn green when correct and red when not, ground truth dashed white. Returns the figure."""
+    """Figures 1/6: one panel per `checkpoints` entry (title -> checkpoint path or None), the top detections on val
+    image `index` (default: the most crowded) drawn green when correct and red when not, ground truth dashed white.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, len(checkpoints), figsize=(4.6 * len(checkpoints), 4.8), squeeze=False)
     for ax, (title, ckpt) in zip(axs[0], checkpoints.items()):
@@ -82,13 +85,16 @@ def figure_matchers(checkpoints: dict, train_cfg, index: int = None, test_cfg: T
         ax.imshow(_display_image(img, t))
         for b in t["boxes"]: _rect(ax, b, ec="white", lw=0.8, ls="--")
         for b, good in zip(boxes, ok): _rect(ax, b, ec="lime" if good else "red", lw=1.4)
-        ax.set_title(f"{title}\n{int(ok.sum())} of {len(ok)} drawn detections correct (top {n}: one per object)", fontsize=9)
+        ax.set_title(
+            f"{title}\n{int(ok.sum())} of {len(ok)} drawn detections correct (top {n}: one per object)", fontsize=9
+        )
         ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()
     return fig
 
 def example_boxes(train_cfg) -> torch.Tensor:
-    "The largest and the smallest ground-truth box (2, 4) `(x1, y1, x2, y2)` of the most crowded val image (Figure 3's examples)."
+    """The largest and the smallest ground-truth box (2, 4) `(x1, y1, x2, y2)` of the most crowded val image (Figure 3's
+    examples)."""
     from centripetal.data import load_coco
     coco = load_coco(train_cfg.path("val_ann"))
     ids = sorted(coco.imgs)
@@ -100,7 +106,8 @@ def example_boxes(train_cfg) -> torch.Tensor:
     return torch.cat([pick[:, :2], pick[:, :2] + pick[:, 2:]], 1)
 
 def figure_shifts(boxes, stride: float = 4.0, test_cfg: TestConfig = TestConfig()):
-    "Figure 3: `shift.plot_shifts` of each box of `boxes` (N, 4) input pixels, with the μ its area selects. Returns the figure."
+    """Figure 3: `shift.plot_shifts` of each box of `boxes` (N, 4) input pixels, with the μ its area selects. Returns
+    the figure."""
     import matplotlib.pyplot as plt
     from centripetal.shift import plot_shifts
     from centripetal.matching import mu_for_boxes
@@ -114,8 +121,8 @@ def figure_shifts(boxes, stride: float = 4.0, test_cfg: TestConfig = TestConfig(
 
 @torch.no_grad()
 def figure_pool_heat(checkpoint, train_cfg, index: int = None, device="cpu"):
-    """Figure 4: val image `index`, the last stack's top-left corner-pooled features (channel mean of top + left pooling of the
-    two branches), and the top-left and bottom-right heatmaps (sigmoid, max over classes). Returns the figure."""
+    """Figure 4: val image `index`, the last stack's top-left corner-pooled features (channel mean of top + left pooling
+    of the two branches), and the top-left and bottom-right heatmaps (sigmoid, max over classes). Returns the figure."""
     import matplotlib.pyplot as plt
     from centripetal.corner_pool import corner_pool
     model = trained_model(checkpoint, device)
@@ -143,8 +150,8 @@ def figure_pool_heat(checkpoint, train_cfg, index: int = None, device="cpu"):
 
 @torch.no_grad()
 def figure_adaption_trained(checkpoint, train_cfg, index: int = None, device="cpu"):
-    """Figure 7 from a trained model: the cross-star convolution's sampling points at the top-left corner of the best detection
-    on val image `index`, over the corner-pooled features. None when the model has no cross-star adaption."""
+    """Figure 7 from a trained model: the cross-star convolution's sampling points at the top-left corner of the best
+    detection on val image `index`, over the corner-pooled features. None when the model has no cross-star adaption."""
     from centripetal.adaption import sampling_points, plot_sampling_points
     model = trained_model(checkpoint, device)
     if model.cfg.adaption != "cross_star": return None
@@ -163,8 +170,11 @@ def figure_adaption_trained(checkpoint, train_cfg, index: int = None, device="cp
     box = (det["boxes"][0].cpu() / stride).tolist()
     cx, cy = min(max(int(box[0]), 0), Wf - 1), min(max(int(box[1]), 0), Hf - 1)
     pts = sampling_points(branch.adapt, p, guide, cy, cx)
-    return plot_sampling_points(p[0].mean(0).cpu(), {f"trained cross-star at the best detection's top-left corner "
-                                                      f"(score {det['scores'][0]:.2f})": pts.cpu()}, box=box, corner_xy=(cx, cy))
+    return plot_sampling_points(
+        p[0].mean(0).cpu(),
+        {f"trained cross-star at the best detection's top-left corner (score {det['scores'][0]:.2f})": pts.cpu()},
+        box=box, corner_xy=(cx, cy),
+    )
 
 @torch.no_grad()
 def figure_masks(checkpoint, train_cfg, indices=None, n_images: int = 3, test_cfg: TestConfig = None, device="cpu"):
@@ -173,7 +183,8 @@ def figure_masks(checkpoint, train_cfg, indices=None, n_images: int = 3, test_cf
     import matplotlib.pyplot as plt
     from centripetal.shapes import instance_colours
     model = trained_model(checkpoint, device)
-    if model.mask is None: raise ValueError(f"{checkpoint} has no mask head (ModelConfig.mask_head=False): Figure 8 needs one")
+    if model.mask is None:
+        raise ValueError(f"{checkpoint} has no mask head (ModelConfig.mask_head=False): Figure 8 needs one")
     ds = val_dataset(train_cfg, model)
     if indices is None:
         counts = [len(ds.coco.imgToAnns.get(i, [])) for i in ds.ids]
@@ -203,9 +214,14 @@ def save_figure(fig, figures_dir, name: str, dpi: int = 110) -> Path:
     return path
 
 def matcher_checkpoints(runs_dir) -> dict:
-    "Figures 1/6's panels: CornerNet (ae1d), CenterNet (center_heatmap), CentripetalNet (centripetal, else full) -> last.pt or None."
+    """Figures 1/6's panels: CornerNet (ae1d), CenterNet (center_heatmap), CentripetalNet (centripetal, else full) ->
+    last.pt or None."""
     runs = Path(runs_dir)
     ck = lambda n: runs / n / "last.pt" if (runs / n / "last.pt").is_file() else None
-    return {"associative embedding (CornerNet): ae1d": ck("ae1d"),
-            "center heatmap (CenterNet): center_heatmap": ck("center_heatmap"),
-            "centripetal shift (CentripetalNet): " + ("centripetal" if ck("centripetal") else FULL): ck("centripetal") or ck(FULL)}
+    return {
+        "associative embedding (CornerNet): ae1d": ck("ae1d"),
+        "center heatmap (CenterNet): center_heatmap": ck("center_heatmap"),
+        "centripetal shift (CentripetalNet): " + ("centripetal" if ck("centripetal") else FULL): (
+            ck("centripetal") or ck(FULL)
+        ),
+    }
