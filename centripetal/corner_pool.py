@@ -88,7 +88,7 @@ class ConvBNReLU(nn.Sequential):
         super().__init__(*layers)
 
 class CornerPoolBlock(nn.Module):
-    "Corner pool block (REFERENCE.md): two conv branches, directional pools, 3×3 conv-BN, 1×1 skip, ReLU, 3×3 conv-BN-ReLU. (B, in_ch, H, W) -> (B, in_ch, H, W)."
+    "Corner pool block of the public releases: two conv branches, directional pools, 3×3 conv-BN, 1×1 skip, ReLU, 3×3 conv-BN-ReLU. (B, in_ch, H, W) -> (B, in_ch, H, W)."
     def __init__(self, in_ch=256, mid_ch=128, corner='tl'):
         super().__init__()
         _check_corner(corner)
