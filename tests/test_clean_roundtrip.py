@@ -2,8 +2,8 @@
 
 JupyterLab's save adds notebook metadata (a kernelspec with display name "Python 3 (ipykernel)", a full language_info),
 cell metadata (`trusted`, `execution` timings, `scrolled`, tags) and, once cells have run, execution counts and outputs.
-The project's `[tool.nbdev]` settings (pyproject.toml) make `nbdev-clean` remove all of that again, so `git status` stays
-clean. The test saves copies of the committed notebooks the way JupyterLab does (nbformat's writer, which the Jupyter
+The project's `[tool.nbdev]` settings (pyproject.toml) make `nbdev-clean` remove all of that again, so `git status`
+stays clean. The test saves copies of the committed notebooks the way JupyterLab does (nbformat's writer, which the Jupyter
 server uses), cleans them with the project's `nbdev-clean` and compares bytes.
 """
 import shutil, subprocess, sys
@@ -36,8 +36,8 @@ def jupyterlab_save(src, dst, ran):
         cell.metadata["tags"] = []
         cell.execution_count = n
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"cell {n}\n"),
-                        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=\n", "text/plain": "<Figure>"},
-                                               metadata={"needs_background": "light"}),
+                        nbformat.v4.new_output("display_data", metadata={"needs_background": "light"},
+                                               data={"image/png": "iVBORw0KGgo=\n", "text/plain": "<Figure>"}),
                         nbformat.v4.new_output("execute_result", data={"text/plain": "<object at 0x7f00deadbeef>"},
                                                execution_count=n)]
     nbformat.write(nb, str(dst))
@@ -48,7 +48,8 @@ def test_nbdev_clean_restores_committed_bytes(tmp_path, ran):
     saved = tmp_path / "lab"
     saved.mkdir()
     for nb in NOTEBOOKS: jupyterlab_save(nb, saved / nb.name, ran)
-    assert any((saved / nb.name).read_bytes() != nb.read_bytes() for nb in NOTEBOOKS), "the simulated save changed nothing"
+    changed = [nb.name for nb in NOTEBOOKS if (saved / nb.name).read_bytes() != nb.read_bytes()]
+    assert changed == [nb.name for nb in NOTEBOOKS], "the simulated save left some notebooks unchanged"
     nbdev_clean = shutil.which("nbdev-clean", path=str(Path(sys.executable).parent)) or "nbdev-clean"
     subprocess.run([nbdev_clean, "--fname", str(saved)], cwd=ROOT, check=True, capture_output=True, text=True)
     dirty = [nb.name for nb in NOTEBOOKS if (saved / nb.name).read_bytes() != nb.read_bytes()]
