@@ -218,6 +218,9 @@ def claims_table(per_seed_metrics: dict, claims: list = None, level: float = 0.9
     for s in specs:
         seeds, a, b = paired_values(per_seed_metrics, s["a"], s["b"], s["a_rule"], s["b_rule"])
         st = paired_stats(a, b, level)
+        if st["n"] > 1 and st["sd_d"] == 0:       # a point interval: likely one run's metrics filed under several seeds
+            log.warning("claim %r: its %d per-seed differences are all equal; are the seeds different runs?",
+                        s["claim"], st["n"])
         rows.append(dict({k: s[k] for k in SPEC_COLUMNS}, mean_a=st["mean_a"], sd_a=st["sd_a"], mean_b=st["mean_b"],
                          sd_b=st["sd_b"], our_delta=st["mean_d"], sd_delta=st["sd_d"], ci_low=st["ci_low"],
                          ci_high=st["ci_high"], ci_level=level, n_seeds=st["n"], seeds=" ".join(map(str, seeds)),
