@@ -173,8 +173,11 @@ def release_model_config(num_classes: int = 80, num_stacks: int = 2) -> ModelCon
     if num_stacks not in BACKBONE_OF_STACKS:
         raise ValueError(f"only Hourglass-104 (2 stacks) and Hourglass-52 (1 stack) convert to a ModelConfig, got {num_stacks} "
                          "stacks; map other backbones with convert_state_dict and your own model")
+    # Both releases have no ReLU after the cross-star deformable conv ("Differences" below): ask for none wherever the
+    # ModelConfig offers the switch.
+    no_relu = {"adapt_relu": False} if "adapt_relu" in ModelConfig.__dataclass_fields__ else {}
     return ModelConfig(backbone=BACKBONE_OF_STACKS[num_stacks], num_classes=num_classes, mask_head=False,
-                       matcher="centripetal", adaption="cross_star")
+                       matcher="centripetal", adaption="cross_star", **no_relu)
 
 def convert_checkpoint(src, dst=None, layout: str = None, write: bool = True):
     """Convert the checkpoint file `src` into a project checkpoint at `dst` (nothing is written when `write` is False or
@@ -236,7 +239,7 @@ def main_convert(argv=None) -> int:
         print(f"wrote {args.profile_out}: centripetal evaluate {args.dst or 'DST'} --profile {args.profile_out}")
     return 0
 
-# %% ../nbs/18_convert.ipynb #6b472b13
+# %% ../nbs/18_convert.ipynb #06b94e23
 RELEASE_TEST = dict(flip=True, scales=[1.0], max_dets=100, nms_method="gaussian", nms_iou=0.5)
 
 def release_profile(cfg: ModelConfig, rule: str = "mmdetection", data_root: str = "data/coco") -> dict:
@@ -258,7 +261,7 @@ def write_profile(path, profile: dict) -> Path:
     path.write_text(yaml.safe_dump(profile, sort_keys=False))
     return path
 
-# %% ../nbs/18_convert.ipynb #3ba98324
+# %% ../nbs/18_convert.ipynb #fbe5bcc7
 def image_sample(paths, size: int = 511, num_classes: int = 80) -> dict:
     """Your own pictures as a sample for the μ explorer (`14_explore`): each image scaled to fit `size`×`size` (aspect
     kept) and padded at the bottom/right with the mean colour (zero after normalisation, as the test padding). No ground
