@@ -34,7 +34,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     from centripetal.shapes import generate_shapes
-    from centripetal.train import load_profile, train, update_config, load_checkpoint, model_config_of
+    from centripetal.train import train
+    from centripetal.config import load_profile, update_config
+    from centripetal.checkpoint import load_checkpoint, model_config_of
     from centripetal.evaluate import predict_dataset, coco_evaluate
     from centripetal.model import CentripetalNet
     from centripetal.data import CocoDetection

@@ -67,12 +67,13 @@ def _check_feat_guide(feat, guide, need_guide, who):
 # %% ../nbs/03_adaption.ipynb #a702a8e3
 class CrossStarAdaption(nn.Module):
     """Cross-star deformable conv (Section 3.2): offsets = 1×1 conv (2 -> 2k², no bias) of the detached guiding shift.
-    `forward(feat (B, C, H, W), guide (B, 2, H, W) in (x, y) feature units) -> (B, C, H, W)`."""
+    `forward(feat (B, C, H, W), guide (B, 2, H, W) in (x, y) feature units) -> (B, C, H, W)`. `relu=False` gives the
+    releases' layer (no ReLU after the deformable conv; see `18_convert`)."""
     needs_guide = True
 
-    def __init__(self, ch=256, kernel=3, impl="auto"):
+    def __init__(self, ch=256, kernel=3, impl="auto", relu=True):
         super().__init__()
-        self.kernel = kernel
+        self.kernel, self.relu = kernel, relu
         self.guide_offset = nn.Conv2d(2, 2 * kernel * kernel, 1, bias=False)
         nn.init.normal_(self.guide_offset.weight, 0, 0.1)
         self.dcn = DeformConv2d(ch, ch, kernel, std=0.01, impl=impl)
@@ -86,7 +87,8 @@ class CrossStarAdaption(nn.Module):
         return self.offsets(guide)
 
     def forward(self, feat, guide=None):
-        return F.relu(self.dcn(feat, self.offset_field(feat, guide)))
+        out = self.dcn(feat, self.offset_field(feat, guide))
+        return F.relu(out) if self.relu else out
 
 # %% ../nbs/03_adaption.ipynb #9d4e26e4
 class DCNAdaption(nn.Module):
@@ -173,10 +175,10 @@ class NoAdaption(nn.Module):
 # %% ../nbs/03_adaption.ipynb #ff78ba74
 ADAPTIONS = ("cross_star", "dcn", "roi_conv", "none")
 
-def make_adaption(kind, ch=256, corner="tl", impl="auto"):
+def make_adaption(kind, ch=256, corner="tl", impl="auto", relu=True):
     "Feature-adaption module for `kind` in ('cross_star', 'dcn', 'roi_conv', 'none'); `corner` matters for 'roi_conv' only."
     _check_corner(corner)
-    if kind == "cross_star": return CrossStarAdaption(ch, impl=impl)
+    if kind == "cross_star": return CrossStarAdaption(ch, impl=impl, relu=relu)
     if kind == "dcn": return DCNAdaption(ch, impl=impl)
     if kind == "roi_conv": return RoIConvAdaption(ch, corner, impl=impl)
     if kind == "none": return NoAdaption(ch)

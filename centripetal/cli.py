@@ -67,6 +67,8 @@ FORWARDED = {
     "evaluate": ("centripetal.evaluate", "main_evaluate", "COCO bbox/segm AP and AR of a checkpoint on a split"),
     "reproduce": ("centripetal.reproduce", "main_reproduce",
                   "train, evaluate and tabulate every variant of a profile (papermill): Tables 1-6, figures"),
+    "convert": ("centripetal.convert", "main_convert",
+                "convert an mmdetection / original-release CentripetalNet checkpoint into a centripetal checkpoint"),
 }
 
 def build_parser():

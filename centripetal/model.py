@@ -35,6 +35,7 @@ class ModelConfig:
     small_stacks: int = 1
     matcher: str = "centripetal"
     adaption: str = "cross_star"
+    adapt_relu: bool = True         # ReLU after the cross-star deformable conv; the releases have none (18_convert)
     mask_head: bool = True
     mask_proposals: int = 16        # top-k proposals per image that train the mask head (plus the ground truth)
     mask_rois: int = 0              # at most this many RoIs per batch train the mask head, drawn at random (0: all)
@@ -81,7 +82,7 @@ class CornerBranch(nn.Module):
         self.off = make_head(ch, 2)
         self.gs = make_head(ch, 2) if cfg.adaption == "cross_star" else None
         self.wh = make_head(ch, 2) if cfg.adaption == "roi_conv" else None
-        self.adapt = make_adaption(cfg.adaption, ch, corner)
+        self.adapt = make_adaption(cfg.adaption, ch, corner, relu=cfg.adapt_relu)
         self.cs = make_head(ch, 2) if cfg.matcher == "centripetal" else None
         self.ctr = make_head(ch, 2) if cfg.matcher == "center_regression" else None
         self.emb = make_head(ch, cfg.emb_dim) if cfg.emb_dim else None
