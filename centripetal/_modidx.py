@@ -129,6 +129,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'centripetal.data.CocoDetection.__init__': ('data.html#cocodetection.__init__', 'centripetal/data.py'),
                                   'centripetal.data.CocoDetection.__len__': ('data.html#cocodetection.__len__', 'centripetal/data.py'),
                                   'centripetal.data.CocoDetection.__repr__': ('data.html#cocodetection.__repr__', 'centripetal/data.py'),
+                                  'centripetal.data.CocoDetection._check_segmentations': ( 'data.html#cocodetection._check_segmentations',
+                                                                                           'centripetal/data.py'),
                                   'centripetal.data.CocoDetection._test_transform': ( 'data.html#cocodetection._test_transform',
                                                                                       'centripetal/data.py'),
                                   'centripetal.data.CocoDetection._train_transform': ( 'data.html#cocodetection._train_transform',
