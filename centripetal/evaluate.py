@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['log', 'STAT_NAMES', 'AP_COLS', 'AR_COLS', 'boxes_to_original', 'xyxy_to_xywh', 'masks_to_original', 'encode_masks',
-           'label_to_cat', 'detections_to_coco', 'match_decoder', 'predict_dataset', 'coco_evaluate',
-           'ground_truth_results', 'metrics_markdown', 'write_metrics', 'evaluate', 'evaluate_parser', 'main_evaluate']
+           'label_to_cat', 'detections_to_coco', 'match_decoder', 'predict_dataset', 'require_scorable',
+           'coco_evaluate', 'ground_truth_results', 'metrics_markdown', 'write_metrics', 'evaluate', 'evaluate_parser',
+           'main_evaluate']
 
 # %% ../nbs/13_evaluate.ipynb #13ed8b4a
 import argparse, contextlib, csv, io, json, logging, math, time
@@ -24,6 +25,10 @@ from .train import (load_profile, load_checkpoint, model_config_of, resolve_devi
                                config_diff, _setup_logging)
 
 log = logging.getLogger("centripetal.evaluate")
+
+# %% ../nbs/13_evaluate.ipynb #e4ea1708
+from .checks import check_writable_dir, positive_int
+from .data import load_coco
 
 # %% ../nbs/13_evaluate.ipynb #d4aadc43
 def _placement(target: dict):
@@ -112,24 +117,37 @@ def predict_dataset(model, dataset, test_cfg=None, batch_size: int = 1, device=N
             results += detections_to_coco(det, target, lambda l: label_to_cat(dataset, l))
     return results
 
-# %% ../nbs/13_evaluate.ipynb #6fef4fde
+# %% ../nbs/13_evaluate.ipynb #f6024962
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
-def _load_coco(ann) -> COCO:
-    if isinstance(ann, COCO): return ann
-    if not Path(ann).is_file(): raise FileNotFoundError(f"annotation file {ann} not found")
-    with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(ann))
+def require_scorable(gt: COCO, img_ids=None, fix: str = "evaluate on a split with annotated objects that are not crowd"):
+    "ValueError naming the annotation file unless the images `img_ids` of `gt` hold an object COCOeval can score."
+    report = getattr(gt, "report", None)
+    if report is not None: return report.require_objects("evaluation", img_ids, fix)
+    ids = None if img_ids is None else set(img_ids)
+    if not any(not a.get("iscrowd", 0) and (ids is None or a["image_id"] in ids) for a in gt.dataset["annotations"]):
+        raise ValueError(f"the ground truth has no object to score (all crowd, or no annotations); {fix}")
+
+def _require_segmentations(gt: COCO):
+    "ValueError naming the annotation file and the first annotation ids unless every annotation has a 'segmentation'."
+    nos = [a["id"] for a in gt.dataset["annotations"] if not a.get("segmentation")]
+    file = getattr(getattr(gt, "report", None), "file", "the ground truth")
+    if nos: raise ValueError(f"{file}: annotation(s) {nos[:5]} have no 'segmentation' ({len(nos)} in all): "
+                             "segm evaluation needs a mask for every object; evaluate bbox only (--no-segm)")
 
 def coco_evaluate(ann_file, results: list, iou_types=("bbox",), img_ids=None) -> dict:
-    "COCOeval of `results` against `ann_file` (path or COCO): {iou_type: {AP, AP50, ..., ARl}}; no detections -> zeros and a warning."
-    gt = _load_coco(ann_file)
+    """COCOeval of `results` against `ann_file` (path, or COCO from `load_coco`): {iou_type: {AP, AP50, ..., ARl}}.
+    The ground truth is checked and cleaned by `load_coco`; none to score -> ValueError; no detections -> zeros, warning."""
+    gt = load_coco(ann_file)
+    require_scorable(gt, img_ids)
+    if "segm" in iou_types: _require_segmentations(gt)
     out = {}
     for iou_type in iou_types:
         if iou_type not in ("bbox", "segm"): raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
         res = [r for r in results if iou_type == "bbox" or "segmentation" in r]
         if iou_type == "segm" and results and not res:
-            raise ValueError("segm evaluation needs results with 'segmentation' (train and test with the mask head, or drop 'segm')")
+            raise ValueError("segm evaluation needs results with 'segmentation' "
+                             "(train and test with the mask head, or drop 'segm')")
         if not res:
             log.warning("no detections to evaluate (%s): every metric is 0", iou_type)
             out[iou_type] = {k: 0.0 for k in STAT_NAMES}
@@ -144,8 +162,9 @@ def coco_evaluate(ann_file, results: list, iou_types=("bbox",), img_ids=None) ->
     return out
 
 def ground_truth_results(ann_file, with_masks: bool = True) -> list:
-    "The annotations of `ann_file` written as detections (score 1): a perfect detector's results, for checking the pipeline."
-    gt = _load_coco(ann_file)
+    """The checked annotations of `ann_file` (path or COCO from `load_coco`) written as detections (score 1): a perfect
+    detector's results, for checking the pipeline."""
+    gt = load_coco(ann_file)
     out = []
     for a in gt.dataset["annotations"]:
         r = {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]), "score": 1.0}
@@ -182,12 +201,17 @@ def write_metrics(metrics: dict, out_dir, name: str = "model", info: dict = None
     paths["md"].write_text(metrics_markdown(metrics, name))
     return paths
 
-# %% ../nbs/13_evaluate.ipynb #f477f658
+# %% ../nbs/13_evaluate.ipynb #bc446c6a
 def evaluate(checkpoint, profile="cpu", split: str = "val", flip: bool = None, scales=None, out_dir=None, device: str = "auto",
              batch_size: int = 1, max_images: int = None, segm: bool = None, data_root: str = None, variant: str = None,
              progress: bool = True, name: str = None) -> dict:
     "Evaluate a checkpoint on the profile's `split`: writes results + metrics.{json,csv,md} to out_dir; returns the metrics dict."
+    if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images must be >= 1 (evaluate the first N images), got {max_images}")
     ckpt = load_checkpoint(checkpoint)
+    out = check_writable_dir(Path(out_dir) if out_dir is not None else Path(checkpoint).parent / f"eval_{split}",
+                             "pass --out DIR with a folder you can write to")
     model_cfg = model_config_of(ckpt)
     prof_model, train_cfg, test_cfg, extra = load_profile(profile, variant)
     diff = config_diff(config_to_dict(prof_model), ckpt["model_cfg"])
@@ -199,7 +223,6 @@ def evaluate(checkpoint, profile="cpu", split: str = "val", flip: bool = None, s
     test_cfg = match_decoder(update_config(test_cfg, over), model_cfg)
     segm = model_cfg.mask_head if segm is None else segm
     if segm and not model_cfg.mask_head: raise ValueError("segm evaluation needs a model trained with the mask head")
-    if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     ann, img = train_cfg.path(f"{split}_ann"), train_cfg.path(f"{split}_images")
     if not ann.is_file(): raise FileNotFoundError(f"annotation file {ann} not found (profile {extra['name']}, split {split}); "
                                                   "generate the data or pass --data-root")
@@ -213,20 +236,23 @@ def evaluate(checkpoint, profile="cpu", split: str = "val", flip: bool = None, s
         raise ValueError(f"{ann} has {dataset.num_classes} categories but the checkpoint's model predicts {model_cfg.num_classes}: "
                          "evaluate on the dataset it was trained for (--profile / --data-root)")
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
+    img_ids = dataset.ids[:n]
+    require_scorable(dataset.coco, img_ids, f"evaluate on a split with annotated objects (profile {extra['name']}, "
+                                            f"split {split}: check --data-root, --split, --max-images)")
     log.info("evaluating %s (step %s) on %s: %d images, flip=%s scales=%s, device %s", checkpoint, ckpt.get("step"), ann, n,
              test_cfg.flip, list(test_cfg.scales), dev)
     t0 = time.perf_counter()
     results = predict_dataset(model, dataset, test_cfg, batch_size=batch_size, device=dev, progress=progress, max_images=max_images)
     dt = time.perf_counter() - t0
-    out = Path(out_dir) if out_dir is not None else Path(checkpoint).parent / f"eval_{split}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{split}_results.json").write_text(json.dumps(results))
-    img_ids = [dataset.ids[i] for i in range(n)] if hasattr(dataset, "ids") else None
-    metrics = coco_evaluate(ann, results, ("bbox", "segm") if segm else ("bbox",), img_ids=img_ids)
+    (out / f"{split}_results.json").write_text(json.dumps(results))      # before scoring: a failure there loses nothing
+    metrics = coco_evaluate(dataset.coco, results, ("bbox", "segm") if segm else ("bbox",), img_ids=img_ids)
     name = name or extra.get("variant") or Path(checkpoint).resolve().parent.name
+    rep = dataset.report
+    gt_info = dict(file=str(ann), annotations=rep.n_annotations, dropped=rep.count("dropped"), clipped=rep.count("clipped"),
+                   objects_scored=rep.objects(img_ids), problems=[str(p) for p in rep.problems[:100]])
     info = dict(checkpoint=str(checkpoint), step=ckpt.get("step"), split=split, images=n, detections=len(results),
                 images_per_s=n / dt if dt > 0 else None, seconds=dt, flip=test_cfg.flip, scales=list(test_cfg.scales),
-                model_cfg=config_to_dict(model_cfg), test_cfg=config_to_dict(test_cfg))
+                model_cfg=config_to_dict(model_cfg), test_cfg=config_to_dict(test_cfg), ground_truth=gt_info)
     write_metrics(metrics, out, name, info)
     log.info("%d detections in %.1f s (%.2f images/s); bbox AP %.1f; written to %s", len(results), dt, n / max(dt, 1e-9),
              100 * metrics["bbox"]["AP"], out)
@@ -250,7 +276,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     a("--scales", type=float, nargs="+", help="test scales, e.g. 0.5 0.75 1 1.25 1.5 (default: the profile's)")
     a("--segm", action="store_true", default=None, help="also evaluate masks (default: when the model has a mask head)")
     a("--no-segm", dest="segm", action="store_false")
-    a("--max-images", type=int, help="evaluate only the first N images")
+    a("--max-images", type=positive_int, help="evaluate only the first N images (N >= 1)")
     a("--batch-size", type=int, default=1); a("--device", default="auto")
     a("--no-progress", action="store_true")
     return p
