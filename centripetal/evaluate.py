@@ -21,8 +21,9 @@ from pycocotools.cocoeval import COCOeval
 
 from .model import TestConfig, CentripetalNet
 from .data import CocoDetection, collate
-from .train import (load_profile, load_checkpoint, model_config_of, resolve_device, update_config, config_to_dict,
-                               config_diff, _setup_logging)
+from .config import (load_profile, resolve_device, update_config, config_to_dict, config_diff, setup_logging,
+                                setup_logging as _setup_logging)
+from .checkpoint import load_checkpoint, model_config_of, load_model
 
 log = logging.getLogger("centripetal.evaluate")
 

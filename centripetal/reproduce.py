@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .train import (load_profile, find_profile, update_config, config_to_dict, ensure_data, load_checkpoint,
-                               model_config_of, resolve_device, _setup_logging)
+                               model_config_of, resolve_device, setup_logging as _setup_logging)
 from .model import TestConfig, CentripetalNet
 from .evaluate import AP_COLS, AR_COLS, coco_evaluate, detections_to_coco, label_to_cat, match_decoder
 

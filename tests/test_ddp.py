@@ -94,7 +94,7 @@ def test_ddp_matches_single_process_with_accumulation(data, ddp_run, tmp_path):
     assert "2 process(es)" in res.stderr, "the torchrun run must report two processes"
     # the weights after 3 steps; BatchNorm running statistics are left out: accumulation updates them once per micro-batch,
     # DDP once per step on each process (and keeps rank 0's), and they only matter at test time
-    from centripetal.train import load_checkpoint
+    from centripetal.checkpoint import load_checkpoint
     a, b = load_checkpoint(out / "last.pt")["model"], load_checkpoint(tmp_path / "single" / "last.pt")["model"]
     params = [k for k in a if not any(s in k for s in ("running_mean", "running_var", "num_batches_tracked"))]
     worst = max((a[k] - b[k]).abs().max().item() for k in params)

@@ -56,7 +56,7 @@ def data(tmp_path_factory):
 
 
 def test_resume_after_sigkill_matches_uninterrupted(data, tmp_path):
-    from centripetal.train import load_checkpoint
+    from centripetal.checkpoint import load_checkpoint
     t0 = time.perf_counter()
     _run(_cmd(data, tmp_path / "ref"))
 
