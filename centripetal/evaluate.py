@@ -29,6 +29,7 @@ log = logging.getLogger("centripetal.evaluate")
 
 # %% ../nbs/13_evaluate.ipynb #e4ea1708
 from .checks import check_writable_dir, positive_int
+from .config import SPLITS
 from .data import load_coco
 
 # %% ../nbs/13_evaluate.ipynb #d4aadc43
@@ -207,16 +208,17 @@ def evaluate(checkpoint, profile="cpu", split: str = "val", flip: bool = None, s
              batch_size: int = 1, max_images: int = None, segm: bool = None, data_root: str = None, variant: str = None,
              progress: bool = True, name: str = None) -> dict:
     "Evaluate a checkpoint on the profile's `split`: writes results + metrics.{json,csv,md} to out_dir; returns the metrics dict."
-    if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images must be >= 1 (evaluate the first N images), got {max_images}")
-    ckpt = load_checkpoint(checkpoint)
+    model, ckpt = load_model(checkpoint, device)           # errors name the file: truncated, foreign, config/weights mismatch
+    dev, model_cfg = next(model.parameters()).device, model.cfg
     out = check_writable_dir(Path(out_dir) if out_dir is not None else Path(checkpoint).parent / f"eval_{split}",
                              "pass --out DIR with a folder you can write to")
-    model_cfg = model_config_of(ckpt)
     prof_model, train_cfg, test_cfg, extra = load_profile(profile, variant)
     diff = config_diff(config_to_dict(prof_model), ckpt["model_cfg"])
-    if diff: log.info("the checkpoint's model config differs from the profile's in %s: using the checkpoint's", [k for k, _, _ in diff])
+    if diff:
+        log.info("the checkpoint's model config differs from the profile's in %s: using the checkpoint's", [k for k, _, _ in diff])
     if data_root is not None: train_cfg = update_config(train_cfg, {"data_root": data_root})
     over = {}
     if flip is not None: over["flip"] = bool(flip)
@@ -225,17 +227,14 @@ def evaluate(checkpoint, profile="cpu", split: str = "val", flip: bool = None, s
     segm = model_cfg.mask_head if segm is None else segm
     if segm and not model_cfg.mask_head: raise ValueError("segm evaluation needs a model trained with the mask head")
     ann, img = train_cfg.path(f"{split}_ann"), train_cfg.path(f"{split}_images")
-    if not ann.is_file(): raise FileNotFoundError(f"annotation file {ann} not found (profile {extra['name']}, split {split}); "
-                                                  "generate the data or pass --data-root")
-    dev = resolve_device(device)
-    model = CentripetalNet(model_cfg)
-    model.load_state_dict(ckpt["model"])
-    model.to(dev).eval()
+    if not ann.is_file():
+        raise FileNotFoundError(f"annotation file {ann} not found (profile {extra['name']}, split {split}); "
+                                "generate the data or pass --data-root")
     dataset = CocoDetection(str(ann), str(img), train=False, with_masks=False,
                             pad_multiple=4 * 2 ** model.backbone.n_down)   # pad only as much as the backbone needs
     if dataset.num_classes != model_cfg.num_classes:
-        raise ValueError(f"{ann} has {dataset.num_classes} categories but the checkpoint's model predicts {model_cfg.num_classes}: "
-                         "evaluate on the dataset it was trained for (--profile / --data-root)")
+        raise ValueError(f"{ann} has {dataset.num_classes} categories but the checkpoint's model predicts "
+                         f"{model_cfg.num_classes}: evaluate on the dataset it was trained for (--profile / --data-root)")
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     img_ids = dataset.ids[:n]
     require_scorable(dataset.coco, img_ids, f"evaluate on a split with annotated objects (profile {extra['name']}, "
@@ -268,7 +267,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     a("checkpoint", help="checkpoint file (OUT_DIR/last.pt of a training run)")
     a("--profile", default="cpu", help="profile for the data paths and test settings (default: cpu)")
     a("--variant", help="variant of the profile (its test overrides apply)")
-    a("--split", default="val", choices=["val", "train"])
+    a("--split", default="val", choices=SPLITS)
     a("--data-root", help="dataset folder (overrides the profile's)")
     a("--out", help="output folder (default: CHECKPOINT_DIR/eval_SPLIT)")
     flip = p.add_mutually_exclusive_group()
@@ -285,7 +284,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
 def main_evaluate(argv=None) -> int:
     "Entry point of `centripetal evaluate`: evaluate a checkpoint, print the AP and AR tables."
     args = evaluate_parser().parse_args(argv)
-    _setup_logging()
+    setup_logging()
     metrics = evaluate(args.checkpoint, args.profile, args.split, flip=args.flip, scales=args.scales, out_dir=args.out,
                        device=args.device, batch_size=args.batch_size, max_images=args.max_images, segm=args.segm,
                        data_root=args.data_root, variant=args.variant, progress=not args.no_progress)
