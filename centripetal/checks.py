@@ -239,16 +239,17 @@ def _box(b): return "[" + ", ".join(_fmt(round(float(v), 2)) for v in b) + "]"
 
 def _geometry(boxes, limits, min_size):
     """Clip COCO boxes `boxes` (N, 4) [x, y, w, h] to `limits` (N, 2) = (W, H) (inf: no limit). Returns the clipped
-    boxes (N, 4) [x, y, w, h] and three (N,) bool masks: size <= 0 as given, nothing (or < min_size) left after
-    clipping, changed by clipping."""
+    boxes (N, 4) [x, y, w, h] and four (N,) bool masks: size <= 0 as given; nothing left inside the image; less than
+    `min_size` left; kept but changed by clipping."""
     x1y1, wh = boxes[:, :2], boxes[:, 2:]
     nonpos = (wh <= 0).any(1)
     lo = torch.minimum(x1y1.clamp(min=0), limits)
     hi = torch.minimum((x1y1 + wh).clamp(min=0), limits)
     cwh = hi - lo
-    empty = ~nonpos & ((cwh <= 0).any(1) | (cwh < min_size).any(1))
-    changed = ~nonpos & ~empty & ((lo != x1y1).any(1) | (hi != x1y1 + wh).any(1))
-    return torch.cat([lo, cwh], 1), nonpos, empty, changed
+    outside = ~nonpos & (cwh <= 0).any(1)
+    thin = ~nonpos & ~outside & (cwh < min_size).any(1)
+    changed = ~(nonpos | outside | thin) & ((lo != x1y1).any(1) | (hi != x1y1 + wh).any(1))
+    return torch.cat([lo, cwh], 1), nonpos, outside, thin, changed
 
 def validate_coco(ann_dict, ann_path, image_dir=None, min_size=0.0):
     """Check a COCO annotation dict read from `ann_path`: errors for structural faults, a `CocoReport` for the rest,
@@ -272,17 +273,17 @@ def validate_coco(ann_dict, ann_path, image_dir=None, min_size=0.0):
         boxes = torch.tensor([a['bbox'] for a in cand], dtype=torch.float64)
         limits = torch.tensor([[images[a['image_id']].get('width', inf), images[a['image_id']].get('height', inf)]
                                for a in cand], dtype=torch.float64)
-        clipped, nonpos, empty, changed = _geometry(boxes, limits, min_size)
-        for k in (nonpos | empty | changed).nonzero().flatten().tolist():
+        clipped, nonpos, outside, thin, changed = _geometry(boxes, limits, min_size)
+        for k in (nonpos | outside | thin | changed).nonzero().flatten().tolist():
             a, (W, H) = cand[k], limits[k].tolist()
             size = f"the {_fmt(W)}x{_fmt(H)} image" if math.isfinite(W) and math.isfinite(H) else "its image"
             if nonpos[k]: what, act = f"bbox {_box(a['bbox'])} has width or height <= 0", "dropped"
-            elif empty[k]:
-                left = f"less than {_fmt(min_size)} px wide or high inside" if min_size > 0 else "nothing inside"
-                what, act = f"bbox {_box(a['bbox'])} has {left} {size}", "dropped"
+            elif outside[k]: what, act = f"bbox {_box(a['bbox'])} has nothing inside {size}", "dropped"
+            elif thin[k]:
+                what, act = f"bbox {_box(a['bbox'])} is less than {_fmt(min_size)} px wide or high inside {size}", "dropped"
             else: what, act = f"bbox {_box(a['bbox'])} reaches outside {size}", f"clipped to {_box(clipped[k])}"
             found.append((pos[k], AnnotationProblem(path, a['image_id'], a['id'], what, act)))
-        keep = ~(nonpos | empty)
+        keep = ~(nonpos | outside | thin)
         no_area = no_crowd = 0
         for k in keep.nonzero().flatten().tolist():
             a = dict(cand[k])
