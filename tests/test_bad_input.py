@@ -8,10 +8,13 @@ refused (a box of negative width, of zero size, outside or reaching out of its i
 named at load time in a WARNING — file, image id, annotation id, what is wrong, what was done — and, in evaluation, left out
 of the score: a perfect detector scores 1.0 on the valid objects.
 
-The commands run as subprocesses with one thread; the whole file takes about a minute on two cores.
+Most commands run in this process through `centripetal.cli.main(argv)` (the console script's function: same exit codes
+and stderr lines, without paying for a fresh interpreter and torch import each time); three run as real subprocesses, so
+that the exit code and the stderr a shell sees are checked too. About a minute of CPU on two cores.
 """
 import json, os, subprocess, sys, time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -100,10 +103,29 @@ def _env():
     return env
 
 
-def cli(*args, timeout=120):
-    "Run `centripetal ARGS` in a fresh process; returns the CompletedProcess."
+def cli_process(*args, timeout=120):
+    "Run `centripetal ARGS` in a fresh process; returns the CompletedProcess (returncode, stderr)."
     cmd = [sys.executable, "-c", "import sys; from centripetal.cli import main; sys.exit(main())", *map(str, args)]
     return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys, caplog, monkeypatch):
+    """`cli(*args)`: run `centripetal ARGS` in this process with `centripetal.cli.main`; returns returncode and stderr
+    (what main printed, then the log records, which pytest captures instead of the console handler)."""
+    import torch
+    torch.set_num_threads(1)
+    monkeypatch.delenv("CENTRIPETAL_DEBUG", raising=False)
+    def run(*args):
+        from centripetal.cli import main
+        caplog.clear(); capsys.readouterr()
+        with caplog.at_level("INFO"):
+            try: code = main([str(a) for a in args])
+            except SystemExit as e: code = e.code              # argparse usage errors
+        err = capsys.readouterr().err
+        log = "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records)
+        return SimpleNamespace(returncode=code, stderr=log + "\n" + err)
+    return run
 
 
 def fails(res, command, code, *needles):
@@ -118,7 +140,7 @@ def fails(res, command, code, *needles):
 
 def warned(stderr, *ann_ids):
     "The WARNING block of annotation problems in a command's stderr; asserts it names each annotation id."
-    assert "WARNING centripetal.data: annotation problems in" in stderr, stderr[-3000:]
+    assert "WARNING centripetal.data: annotation problems in" in stderr, stderr[-3000:]    # one WARNING record
     block = stderr[stderr.index("annotation problems in"):]
     for i in ann_ids: assert f"annotation {i}:" in block, f"annotation {i} not named:\n{block[:3000]}"
     return block
@@ -137,9 +159,9 @@ def make_root(tmp_path, name="data", **kw):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    "One training step on the good set through the CLI: the checkpoint every evaluate test uses."
+    "One training step on the good set through the command (a subprocess): the checkpoint every evaluate test uses."
     root = make_root(tmp_path_factory.mktemp("good"))
-    res = cli(*train_args(root))
+    res = cli_process(*train_args(root))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "annotation problems" not in res.stderr        # a clean set gives no warning
     ck = root / "run" / "last.pt"
@@ -195,7 +217,7 @@ def test_dataset_refuses_a_json_that_is_not_coco(tmp_path):
 
 def test_train_names_bad_annotations_at_load_and_trains(tmp_path):
     root = make_root(tmp_path, train=with_anns(broken_anns()))
-    res = cli(*train_args(root))
+    res = cli_process(*train_args(root))                              # a real process: the stderr a user sees
     assert res.returncode == 0, res.stderr[-3000:]
     block = warned(res.stderr, *[b[0] for b in BROKEN])
     assert str(root / "train.json") in block
@@ -204,18 +226,18 @@ def test_train_names_bad_annotations_at_load_and_trains(tmp_path):
 
 def test_train_refuses_crowd_only_set(tmp_path):
     root = make_root(tmp_path, train=with_anns(replace=[dict(a, iscrowd=1) for a in _anns()]))
-    fails(cli(*train_args(root)), "train", 1, str(root / "train.json"), "has no usable object for training")
+    fails(cli_process(*train_args(root)), "train", 1, str(root / "train.json"), "has no usable object for training")
     assert not (root / "run" / "last.pt").exists()
 
 
-def test_train_refuses_set_whose_boxes_are_all_invalid(tmp_path):
+def test_train_refuses_set_whose_boxes_are_all_invalid(tmp_path, cli):
     root = make_root(tmp_path, train=with_anns(replace=[dict(a, bbox=[a["bbox"][0], a["bbox"][1], -3, 4]) for a in _anns()]))
     res = cli(*train_args(root))
     fails(res, "train", 1, "train.json has no usable object for training", "8 dropped")
     warned(res.stderr, 1, 2, 3)
 
 
-def test_train_names_missing_image_before_training(tmp_path):
+def test_train_names_missing_image_before_training(tmp_path, cli):
     root = make_root(tmp_path, missing=("img2.png",))
     t0 = time.perf_counter()
     res = cli(*train_args(root))
@@ -224,7 +246,7 @@ def test_train_names_missing_image_before_training(tmp_path):
     assert time.perf_counter() - t0 < 60
 
 
-def test_train_refuses_a_json_that_is_not_coco(tmp_path):
+def test_train_refuses_a_json_that_is_not_coco(tmp_path, cli):
     root = make_root(tmp_path)
     (root / "train.json").write_text(json.dumps({"images": _images(), "annotations": _anns()}))
     fails(cli(*train_args(root)), "train", 1, str(root / "train.json"), "is not a COCO annotation file",
@@ -233,7 +255,7 @@ def test_train_refuses_a_json_that_is_not_coco(tmp_path):
 
 @pytest.mark.xfail(strict=True, reason="main_train logs the set sizes by reading the json with d.get(...) before the dataset "
                    "checks it: a json list gives AttributeError (12_train, outside this branch's files)")
-def test_train_refuses_a_json_list(tmp_path):
+def test_train_refuses_a_json_list(tmp_path, cli):
     root = make_root(tmp_path)
     (root / "train.json").write_text(json.dumps([1, 2, 3]))
     fails(cli(*train_args(root)), "train", 1, str(root / "train.json"), "is not a COCO annotation file: it holds a list")
@@ -241,7 +263,7 @@ def test_train_refuses_a_json_list(tmp_path):
 
 # ---------------------------------------------------------------- centripetal evaluate
 
-def test_evaluate_filters_and_reports_invalid_ground_truth(tmp_path, checkpoint):
+def test_evaluate_filters_and_reports_invalid_ground_truth(tmp_path, checkpoint, cli):
     root = make_root(tmp_path, val=with_anns(broken_anns()))
     res = cli(*evaluate_args(checkpoint, root))
     assert res.returncode == 0, res.stderr[-3000:]
@@ -277,7 +299,7 @@ def test_perfect_detector_scores_one_on_the_valid_objects(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("case", ["crowd-only", "empty"])
-def test_evaluate_refuses_set_with_nothing_to_score(tmp_path, checkpoint, case):
+def test_evaluate_refuses_set_with_nothing_to_score(tmp_path, checkpoint, cli, case):
     anns = [dict(a, iscrowd=1) for a in _anns()] if case == "crowd-only" else []
     root = make_root(tmp_path, val=with_anns(replace=anns))
     fails(cli(*evaluate_args(checkpoint, root)), "evaluate", 1, str(root / "val.json"),
@@ -285,7 +307,7 @@ def test_evaluate_refuses_set_with_nothing_to_score(tmp_path, checkpoint, case):
     assert not (root / "ev" / "val_results.json").exists()
 
 
-def test_evaluate_refuses_selection_with_nothing_to_score(tmp_path, checkpoint):
+def test_evaluate_refuses_selection_with_nothing_to_score(tmp_path, checkpoint, cli):
     anns = [a for a in _anns() if a["image_id"] != 1]                  # the first image has no object
     root = make_root(tmp_path, val=with_anns(replace=anns))
     fails(cli(*evaluate_args(checkpoint, root, "--max-images", 1)), "evaluate", 1,
@@ -293,13 +315,14 @@ def test_evaluate_refuses_selection_with_nothing_to_score(tmp_path, checkpoint):
 
 
 @pytest.mark.parametrize("n", ["0", "-1", "two"])
-def test_evaluate_max_images_must_be_positive(tmp_path, checkpoint, n):
+def test_evaluate_max_images_must_be_positive(tmp_path, checkpoint, cli, n):
     root = make_root(tmp_path)
-    fails(cli(*evaluate_args(checkpoint, root, "--max-images", n)), "evaluate", 2,
+    run = cli_process if n == "0" else cli                             # once as a real process: exit code 2 in the shell
+    fails(run(*evaluate_args(checkpoint, root, "--max-images", n)), "evaluate", 2,
           "argument --max-images: must be a whole number >= 1", repr(n))
 
 
-def test_evaluate_checks_out_is_writable_before_inference(tmp_path, checkpoint):
+def test_evaluate_checks_out_is_writable_before_inference(tmp_path, checkpoint, cli):
     root = make_root(tmp_path)
     (root / "a_file").write_text("")
     res = cli("evaluate", checkpoint, "--profile", root / "tiny.yaml", "--data-root", root, "--out", root / "a_file" / "ev",
@@ -308,12 +331,12 @@ def test_evaluate_checks_out_is_writable_before_inference(tmp_path, checkpoint):
     assert "evaluating" not in res.stderr                              # refused before inference started
 
 
-def test_evaluate_names_missing_image(tmp_path, checkpoint):
+def test_evaluate_names_missing_image(tmp_path, checkpoint, cli):
     root = make_root(tmp_path, missing=("img0.png",))
     fails(cli(*evaluate_args(checkpoint, root)), "evaluate", 1, "val.json: 1 of 4 image files are missing", "'img0.png'")
 
 
-def test_evaluate_names_truncated_checkpoint(tmp_path, checkpoint):
+def test_evaluate_names_truncated_checkpoint(tmp_path, checkpoint, cli):
     root = make_root(tmp_path)
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(checkpoint.read_bytes()[:2000])
