@@ -10,7 +10,7 @@ __all__ = ['SOFT_NMS_METHODS', 'box_area', 'box_iou_matrix', 'decay_factors', 's
 import torch
 
 # %% ../nbs/09_postprocess.ipynb #ba7836d0
-from .checks import check_boxes
+from .checks import check_boxes, check_tensor
 
 def box_area(boxes):
     "Area of (x1, y1, x2, y2) boxes, 0 for inverted ones. boxes: (..., 4) -> (...)."
@@ -51,8 +51,7 @@ def _check_soft_nms_inputs(boxes, scores, labels, method, sigma, iou_thresh, min
         raise ValueError(f"boxes must be batched (B, N, 4), got {tuple(boxes.shape)}; for one image use boxes[None]")
     B, N = boxes.shape[:2]
     for name, t in (('scores', scores), ('labels', labels)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor of shape (B, N), got {type(t).__name__}")
+        check_tensor(t, name, "(B, N)")
         if tuple(t.shape) != (B, N):
             raise ValueError(f"{name} must have shape (B, N) = {(B, N)} to match boxes {tuple(boxes.shape)}, got {tuple(t.shape)}")
     if not scores.is_floating_point():
