@@ -9,7 +9,7 @@ __all__ = ['log', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DEFAULT_SCALES', 'check_scal
            'show_samples', 'collate', 'seed_worker', 'make_loader', 'set_epoch']
 
 # %% ../nbs/10_data.ipynb #e5f23c26
-import contextlib, io, json, logging, math, random
+import contextlib, io, json, logging, math, os, random
 from collections import Counter
 from pathlib import Path
 import numpy as np
@@ -27,19 +27,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 
 def check_scales(scales, name="scales"):
-    "The crop/input ratios `scales` as a tuple of floats; ValueError naming `name` unless it is a non-empty list of positive numbers."
+    """The crop/input ratios `scales` as a tuple of floats; ValueError naming `name` unless a non-empty list of
+    positive numbers."""
     ok = isinstance(scales, (list, tuple)) and len(scales) > 0 and all(
         isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in scales)
-    if not ok: raise ValueError(f"{name} must be a non-empty list of positive crop/input ratios (e.g. [0.8, 1.0, 1.3]), got {scales!r}")
+    if not ok:
+        raise ValueError(f"{name} must be a non-empty list of positive crop/input ratios (e.g. [0.8, 1.0, 1.3]), "
+                         f"got {scales!r}")
     return tuple(float(s) for s in scales)
 
 _HINT = ("run 'centripetal shapes --out data/shapes' first, or pass the path of a COCO annotation json "
          "(e.g. <coco>/annotations/instances_train2017.json)")
 
 def load_coco(ann_file, image_dir=None, min_size=0.0, logger=log):
-    """Read and check a COCO annotation json (`checks.validate_coco`) into a pycocotools `COCO` of the cleaned annotations,
-    with errors that name the file and the fix. Annotation problems go to `logger` (one WARNING); `coco.report` is the
-    `CocoReport`. With `image_dir`, every image file must exist. A `COCO` passes through unchanged."""
+    """Read and check a COCO annotation json (`checks.validate_coco`) into a pycocotools `COCO` of the cleaned
+    annotations, with errors that name the file and the fix. Annotation problems go to `logger` (one WARNING);
+    `coco.report` is the `CocoReport`. With `image_dir`, every image file must exist. A `COCO` passes through
+    unchanged."""
     if isinstance(ann_file, COCO): return ann_file
     p = Path(ann_file)
     if not p.is_file(): raise FileNotFoundError(f"{p} — annotation file not found: {_HINT}")
@@ -62,8 +66,8 @@ def xywh_to_xyxy(b):
     return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], dim=1)
 
 def clip_and_drop(boxes, hw, min_size=1.0):
-    """Clip boxes (N, 4) xyxy to the image [0, w] x [0, h] (`hw` = (h, w)), then drop those narrower or lower than `min_size` px.
-    Returns (kept boxes (M, 4), keep (N,) bool, number of boxes that clipping changed)."""
+    """Clip boxes (N, 4) xyxy to the image [0, w] x [0, h] (`hw` = (h, w)), then drop those narrower or lower than
+    `min_size` px. Returns (kept boxes (M, 4), keep (N,) bool, number of boxes that clipping changed)."""
     lim = torch.tensor([hw[1], hw[0], hw[1], hw[0]], dtype=boxes.dtype, device=boxes.device)
     c = torch.minimum(boxes.clamp(min=0), lim)
     n_clipped = int((c != boxes).any(dim=1).sum())
@@ -90,21 +94,23 @@ def photometric_distort(img, rng, brightness=32.0, contrast=(0.5, 1.5), saturati
     return out.clamp(0, 255)
 
 def normalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    "(3, H, W) float in [0, 255] -> (img / 255 - mean) / std. Zero afterwards is the mean colour: padding with zeros pads with the mean."
+    """(3, H, W) float in [0, 255] -> (img / 255 - mean) / std. Zero afterwards is the mean colour: padding with zeros
+    pads with the mean."""
     m = torch.tensor(mean, dtype=img.dtype, device=img.device)[:, None, None]
     s = torch.tensor(std, dtype=img.dtype, device=img.device)[:, None, None]
     return (img / 255 - m) / s
 
 # %% ../nbs/10_data.ipynb #6b45004b
 def crop_border(size, out_size):
-    """How far from the image edge (px) a random crop centre must stay along a side of `size` px: CornerNet's 128 at input 511, scaled with
-    `out_size`, halved until the side is longer than twice the border."""
+    """How far from the image edge (px) a random crop centre must stay along a side of `size` px: CornerNet's 128 at
+    input 511, scaled with `out_size`, halved until the side is longer than twice the border."""
     b, i = int(round(128 * out_size / 511)), 1
     while size - b // i <= b // i: i *= 2
     return b // i
 
 def paste_window(img, origin, hw):
-    "The window of size `hw` = (h, w) whose top-left corner is image pixel `origin` = (x0, y0), cut out of `img` (C, H, W); zeros outside the image."
+    """The window of size `hw` = (h, w) whose top-left corner is image pixel `origin` = (x0, y0), cut out of `img`
+    (C, H, W); zeros outside the image."""
     (H, W), (ch, cw), (x0, y0) = img.shape[-2:], hw, origin
     canvas = img.new_zeros((img.shape[0], ch, cw))
     xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + cw, W), min(y0 + ch, H)
@@ -112,15 +118,17 @@ def paste_window(img, origin, hw):
     return canvas
 
 def crop_pad(img, boxes, center, crop_hw):
-    """Cut a window of size `crop_hw` = (h, w) centred at `center` = (x, y) out of `img` (C, H, W), zero-padding where it leaves the image.
-    boxes: (N, 4) xyxy. Returns the (C, h, w) canvas, the boxes in canvas pixels and the canvas origin (x0, y0) in image pixels."""
+    """Cut a window of size `crop_hw` = (h, w) centred at `center` = (x, y) out of `img` (C, H, W), zero-padding where
+    it leaves the image. boxes: (N, 4) xyxy. Returns the (C, h, w) canvas, the boxes in canvas pixels and the canvas
+    origin (x0, y0) in image pixels."""
     origin = (int(center[0]) - crop_hw[1] // 2, int(center[1]) - crop_hw[0] // 2)
     shift = torch.tensor([*origin, *origin], dtype=boxes.dtype, device=boxes.device)
     return paste_window(img, origin, crop_hw), boxes - shift, origin
 
 def inside_center_range(size, crop):
-    """(lo, hi): the window centres (inclusive) along a side of `size` px that keep a `crop`-px window inside the image when crop <= size,
-    or the whole image inside the window when crop > size. `crop_pad` puts the window's first pixel at centre - crop // 2."""
+    """(lo, hi): the window centres (inclusive) along a side of `size` px that keep a `crop`-px window inside the
+    image when crop <= size, or the whole image inside the window when crop > size. `crop_pad` puts the window's first
+    pixel at centre - crop // 2."""
     return tuple(sorted((crop // 2, size - crop + crop // 2)))
 
 def centers_inside(boxes, hw):
@@ -136,8 +144,9 @@ def resize_image(img, out_hw):
 
 def warp_masks(masks, origin, src_hw, out_hw):
     """Masks through the same crop-pad and resize as the image, with nearest-neighbour sampling so they stay binary.
-    masks: (N, Hm, Wm) uint8 in image pixels; origin: window top-left (x0, y0) in image pixels; src_hw: window (h, w); out_hw: (H, W) -> (N, H, W).
-    Output pixel (i, j) is window pixel (floor((i + .5) h / H), floor((j + .5) w / W)), 0 where the window leaves the image."""
+    masks: (N, Hm, Wm) uint8 in image pixels; origin: window top-left (x0, y0) in image pixels; src_hw: window (h, w);
+    out_hw: (H, W) -> (N, H, W). Output pixel (i, j) is window pixel (floor((i + .5) h / H), floor((j + .5) w / W)), 0
+    where the window leaves the image."""
     if masks.shape[0] == 0: return masks.new_zeros((0, *out_hw))
     canvas = paste_window(masks, origin, src_hw)
     if tuple(src_hw) == tuple(out_hw): return canvas
@@ -151,9 +160,9 @@ def hflip(img, boxes, masks=None):
 
 # %% ../nbs/10_data.ipynb #8f9e1109
 def test_pad_size(h, w, multiple=None):
-    """The (h, w) a test image is padded to. Default: CornerNet's rule (s | 127) + 1 per side, the smallest multiple of 128
-    above s (511 -> 512, 256 -> 384). With `multiple` (e.g. 4·2**n_down of the backbone): the smallest multiple >= s (256 -> 256
-    for the small hourglass, whose multiple is 32), which spends no compute on padding."""
+    """The (h, w) a test image is padded to. Default: CornerNet's rule (s | 127) + 1 per side, the smallest multiple
+    of 128 above s (511 -> 512, 256 -> 384). With `multiple` (e.g. 4·2**n_down of the backbone): the smallest multiple
+    >= s (256 -> 256 for the small hourglass, whose multiple is 32), which spends no compute on padding."""
     if multiple is None: return (h | 127) + 1, (w | 127) + 1
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
 
@@ -168,17 +177,22 @@ def _hw(v, name):
 class CocoDetection(torch.utils.data.Dataset):
     """A COCO-format detection dataset: one annotation json, one image folder.
 
-    Training (`train=True`): photometric distortion, random centre crop-pad of side input·r with r from `scales` (boxes whose centre leaves
-    the crop dropped), resize to `input_size` (default (511, 511)), horizontal flip with probability 1/2, normalisation.
-    Test (`train=False`): no augmentation; the image keeps its resolution, zero-padded (= mean colour) at the bottom/right to `test_pad_size`,
-    or, with `input_size`, resized to fit it and padded to it. Sizes are (h, w). Items are `(image (3, H, W) float32, target dict)`."""
+    Training (`train=True`): photometric distortion, random centre crop-pad of side input·r with r from `scales`
+    (boxes whose centre leaves the crop dropped), resize to `input_size` (default (511, 511)), horizontal flip with
+    probability 1/2, normalisation. Test (`train=False`): no augmentation; the image keeps its resolution, zero-padded
+    (= mean colour) at the bottom/right to `test_pad_size`, or, with `input_size`, resized to fit it and padded to it.
+    Sizes are (h, w). Items are `(image (3, H, W) float32, target dict)`."""
     def __init__(self, ann_file, img_dir, input_size=None, train=True, with_masks=False, seed=0, scales=DEFAULT_SCALES,
-                 flip=True, color_jitter=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, pad_multiple=None, crop_inside=False):
+                 flip=True, color_jitter=True, mean=IMAGENET_MEAN, std=IMAGENET_STD, pad_multiple=None,
+                 crop_inside=False):
         self.ann_file, self.img_dir = Path(ann_file), Path(img_dir)
         self.input_size = _hw(input_size, 'input_size') if input_size is not None else ((511, 511) if train else None)
         scales = check_scales(scales)
-        # every annotation and image file is checked now, not when its batch comes; training also drops boxes under 1 px
-        self.coco = load_coco(self.ann_file, self.img_dir, min_size=1.0 if train else 0.0)
+        # every annotation and image file is checked now, not when its batch comes; training also drops boxes
+        # under 1 px. Under torchrun every process checks, rank 0 names the problems.
+        quiet = int(os.environ.get("RANK", 0)) != 0
+        self.coco = load_coco(self.ann_file, self.img_dir, min_size=1.0 if train else 0.0,
+                              logger=None if quiet else log)
         self.report = self.coco.report
         if train: self.report.require_objects("training")
         if with_masks: self._check_segmentations()
@@ -199,55 +213,64 @@ class CocoDetection(torch.utils.data.Dataset):
         "Use epoch `epoch`'s augmentation draws: sample i comes from the generator seeded with (seed, epoch, i)."
         self.epoch = int(epoch)
     def __repr__(self):
-        mode = f"train, input {self.input_size}" if self.train else f"test, input {self.input_size or '(s|127)+1 padding'}"
-        return f"CocoDetection({self.ann_file.name}: {len(self)} images, {self.num_classes} classes, {mode}, masks={self.with_masks})"
+        size = self.input_size or "(s|127)+1 padding"
+        mode = f"train, input {self.input_size}" if self.train else f"test, input {size}"
+        return (f"CocoDetection({self.ann_file.name}: {len(self)} images, {self.num_classes} classes, {mode}, "
+                f"masks={self.with_masks})")
 
     def _check_segmentations(self):
         "ValueError naming the file and the first annotation ids unless every annotation has a 'segmentation'."
         nos = [a['id'] for a in self.coco.dataset['annotations'] if not a.get('segmentation')]
-        if nos: raise ValueError(f"{self.ann_file}: annotation(s) {nos[:5]} have no 'segmentation' ({len(nos)} in all); "
+        if nos: raise ValueError(f"{self.ann_file}: annotation(s) {nos[:5]} have no 'segmentation' "
+                                 f"({len(nos)} in all); "
                                  "pass with_masks=False (--no-mask) or add masks")
 
     def load_image(self, img_id):
-        "The image as (H, W, 3) uint8; errors name the file when it is missing, unreadable or not the size the json says."
+        "The image as (H, W, 3) uint8; errors name the file when it is missing, unreadable or not the size of the json."
         info = self.coco.imgs[img_id]
         path = self.img_dir / info['file_name']
         if not path.is_file():
-            raise FileNotFoundError(f"{path} — image id {img_id} listed in {self.ann_file} is missing; check img_dir or regenerate the dataset")
+            raise FileNotFoundError(f"{path} — image id {img_id} listed in {self.ann_file} is missing; "
+                                    "check img_dir or regenerate the dataset")
         try:
             with Image.open(path) as im:
                 im.load()
                 arr = np.array(im.convert('RGB'))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); it is listed in {self.ann_file}: "
+            raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); it is listed in "
+                             f"{self.ann_file}: "
                              f"replace the file or regenerate the dataset") from None
         if 'height' in info and arr.shape[:2] != (info['height'], info['width']):
-            raise ValueError(f"{path} is {arr.shape[1]}x{arr.shape[0]} (w x h) but {self.ann_file} says {info['width']}x{info['height']}: "
+            raise ValueError(f"{path} is {arr.shape[1]}x{arr.shape[0]} (w x h) but {self.ann_file} says "
+                             f"{info['width']}x{info['height']}: "
                              f"the image and the json do not belong together")
         return arr
 
     def load_annotations(self, img_id, h, w):
-        "boxes (N, 4) float32 xyxy, labels (N,) int64, iscrowd (N,) bool, masks (N, h, w) uint8 (None without `with_masks`)."
+        "boxes (N, 4) float32 xyxy, labels (N,) int64, iscrowd (N,) bool, masks (N, h, w) uint8 (None without masks)."
         anns = self.coco.imgToAnns.get(img_id, [])
         boxes = xywh_to_xyxy([a['bbox'] for a in anns])
         labels = torch.tensor([self.cat_id_to_label[a['category_id']] for a in anns], dtype=torch.int64)
         crowd = torch.tensor([bool(a.get('iscrowd', 0)) for a in anns], dtype=torch.bool)
         masks = None
         if self.with_masks:
-            masks = torch.from_numpy(np.stack([self.coco.annToMask(a) for a in anns])) if anns else torch.zeros((0, h, w), dtype=torch.uint8)
+            if not anns: masks = torch.zeros((0, h, w), dtype=torch.uint8)
+            else: masks = torch.from_numpy(np.stack([self.coco.annToMask(a) for a in anns]))
         return boxes, labels, crowd, masks
 
     def __getitem__(self, index):
-        """-> image (3, H, W) float32 normalised, and target: 'boxes' (N, 4) float32 xyxy in input pixels, 'labels' (N,) int64 in 0..C-1,
-        'iscrowd' (N,) bool (all False in training, where crowd boxes are removed), 'image_id' int, 'orig_size' (2,) = (h, w),
-        'scale' float and 'offset' (2,) = (x, y) with input = original * scale + offset, then mirrored (x -> W - x) if 'flipped';
-        'masks' (N, H, W) uint8 with `with_masks`; 'stats' a dict of what the pipeline did to this sample's boxes."""
+        """-> image (3, H, W) float32 normalised, and target: 'boxes' (N, 4) float32 xyxy in input pixels, 'labels'
+        (N,) int64 in 0..C-1, 'iscrowd' (N,) bool (all False in training, where crowd boxes are removed), 'image_id'
+        int, 'orig_size' (2,) = (h, w), 'scale' float and 'offset' (2,) = (x, y) with input = original * scale +
+        offset, then mirrored (x -> W - x) if 'flipped'; 'masks' (N, H, W) uint8 with `with_masks`; 'stats' a dict of
+        what the pipeline did to this sample's boxes."""
         img_id = self.ids[index]
         arr = self.load_image(img_id)
         h, w = arr.shape[:2]
         boxes, labels, crowd, masks = self.load_annotations(img_id, h, w)
         st = Counter(images=1, boxes_in=len(boxes))
-        boxes, keep, st['ann_clipped'] = clip_and_drop(boxes, (h, w))     # annotations reaching out of their image, or < 1 px
+        # annotations reaching out of their image, or < 1 px
+        boxes, keep, st['ann_clipped'] = clip_and_drop(boxes, (h, w))
         st['ann_dropped'] = int((~keep).sum())
         labels, crowd = labels[keep], crowd[keep]
         if masks is not None and not keep.all(): masks = masks[keep]
@@ -267,18 +290,19 @@ class CocoDetection(torch.utils.data.Dataset):
         st['dropped_small'] += int((~keep).sum())
         st['boxes_out'] += len(boxes)
         self.stats.update(st)
-        target = dict(boxes=boxes, labels=labels[keep], iscrowd=crowd[keep], image_id=int(img_id), orig_size=torch.tensor([h, w]),
-                      scale=geo['scale'], offset=torch.tensor(geo['offset'], dtype=torch.float32), flipped=geo['flipped'], stats=dict(st))
+        target = dict(boxes=boxes, labels=labels[keep], iscrowd=crowd[keep], image_id=int(img_id),
+                      orig_size=torch.tensor([h, w]), scale=geo['scale'],
+                      offset=torch.tensor(geo['offset'], dtype=torch.float32), flipped=geo['flipped'], stats=dict(st))
         if masks is not None: target['masks'] = masks if keep.all() else masks[keep]
         return img, target
 
     def _train_transform(self, img, boxes, labels, masks, st, rng):
-        "photometric -> normalise -> random centre crop-pad -> resize -> flip. Returns img, boxes, labels, masks and the geometry."
+        "photometric -> normalise -> random centre crop-pad -> resize -> flip: img, boxes, labels, masks, geometry."
         if self.color_jitter: img = photometric_distort(img, rng)
         img = normalize(img, self.mean, self.std)
         (H, W), (h, w) = self.input_size, img.shape[-2:]
         bh, bw = crop_border(h, H), crop_border(w, W)
-        for attempt in range(10):                                            # draw again while the window loses every box
+        for attempt in range(10):                                          # draw again while the window loses every box
             r = float(self.scales[int(rng.integers(len(self.scales)))])
             ch, cw = max(int(H * r), 1), max(int(W * r), 1)
             if self.crop_inside:
@@ -296,7 +320,8 @@ class CocoDetection(torch.utils.data.Dataset):
         if masks is not None: masks = warp_masks(masks[inside], origin, (ch, cw), (H, W))
         flipped = bool(self.flip and rng.random() < 0.5)
         if flipped: img, boxes, masks = hflip(img, boxes, masks)
-        return img, boxes, labels[inside], masks, dict(scale=sx, offset=(-origin[0] * sx, -origin[1] * sy), flipped=flipped)
+        geo = dict(scale=sx, offset=(-origin[0] * sx, -origin[1] * sy), flipped=flipped)
+        return img, boxes, labels[inside], masks, geo
 
     def _test_transform(self, img, boxes, masks):
         "normalise -> (resize to fit `input_size`) -> zero-pad bottom/right to `input_size` or (s | 127) + 1."
@@ -310,7 +335,8 @@ class CocoDetection(torch.utils.data.Dataset):
         if masks is not None:
             masks = F.pad(warp_masks(masks, (0, 0), (h, w), (nh, nw)), (0, out_hw[1] - nw, 0, out_hw[0] - nh))
         sx, sy = nw / w, nh / h
-        return canvas, boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32), masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)
+        boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+        return canvas, boxes, masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)
 
 # %% ../nbs/10_data.ipynb #5635b283
 def denormalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -338,14 +364,16 @@ def show_samples(dataset, indices, cols=4):
         for (x1, y1, x2, y2), l, c in zip(t['boxes'].tolist(), t['labels'].tolist(), tint):
             ax.add_patch(plt.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec=c, lw=1))
             ax.text(x1, y1 - 1, dataset.class_names[l][:4], color=c, fontsize=6, va='bottom')
-        ax.set_title(f"#{i} (image {t['image_id']}): {len(t['boxes'])} boxes{', flipped' if t['flipped'] else ''}", fontsize=8)
+        flip = ', flipped' if t['flipped'] else ''
+        ax.set_title(f"#{i} (image {t['image_id']}): {len(t['boxes'])} boxes{flip}", fontsize=8)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/10_data.ipynb #57ef9268
 def collate(batch):
-    """[(image (3, H_i, W_i), target)] -> (images (B, 3, H, W), [target]): images (and masks) zero-padded at the bottom/right to the
-    largest H and W of the batch; zero is the mean colour after normalisation, and boxes need no change."""
+    """[(image (3, H_i, W_i), target)] -> (images (B, 3, H, W), [target]): images (and masks) zero-padded at the
+    bottom/right to the largest H and W of the batch; zero is the mean colour after normalisation, and boxes need no
+    change."""
     imgs, targets = zip(*batch)
     H, W = max(i.shape[-2] for i in imgs), max(i.shape[-1] for i in imgs)
     out = imgs[0].new_zeros((len(imgs), imgs[0].shape[0], H, W))
@@ -357,19 +385,24 @@ def collate(batch):
     return out, targets
 
 def seed_worker(worker_id):
-    "DataLoader `worker_init_fn`: seed numpy and `random` from the worker's torch seed, which the loader derives from its generator."
+    """DataLoader `worker_init_fn`: seed numpy and `random` from the worker's torch seed, which the loader derives from
+    its generator."""
     s = torch.initial_seed() % 2**32
     np.random.seed(s); random.seed(s)
 
-def make_loader(dataset, batch_size, shuffle=True, num_workers=0, seed=0, distributed=False, drop_last=False, num_replicas=None, rank=None):
+def make_loader(dataset, batch_size, shuffle=True, num_workers=0, seed=0, distributed=False, drop_last=False,
+                num_replicas=None, rank=None):
     """A DataLoader with `collate`, a seeded shuffle and seeded workers. With `distributed`, a seeded DistributedSampler
     (`num_replicas` and `rank` default to the process group's). Call `set_epoch(loader, e)` before each epoch."""
     sampler = None
     if distributed:
-        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=int(seed), drop_last=drop_last)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=(shuffle and sampler is None), sampler=sampler,
+        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                                                      seed=int(seed), drop_last=drop_last)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=(shuffle and sampler is None),
+                                       sampler=sampler,
                                        num_workers=num_workers, collate_fn=collate, worker_init_fn=seed_worker,
-                                       generator=torch.Generator().manual_seed(int(seed)), drop_last=drop_last, persistent_workers=False)
+                                       generator=torch.Generator().manual_seed(int(seed)), drop_last=drop_last,
+                                       persistent_workers=False)
 
 def set_epoch(loader, epoch):
     "Start epoch `epoch`: tell the sampler (a DistributedSampler reshuffles) and the dataset (augmentation draws)."
