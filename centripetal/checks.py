@@ -221,18 +221,31 @@ def check_coco_structure(d, path):
             raise ValueError(f"{path}: {k} ids {twice[:5]} occur more than once; give each entry of '{k}' its own id")
 
 # %% ../nbs/00_checks.ipynb #27f3e0fe
+_ANN_KEYSET = frozenset(ANN_KEYS)
+
 def _ann_problem(a, image_ids, cat_ids):
-    "What is wrong with annotation dict `a` before its geometry is looked at, or None."
+    "What is wrong with annotation dict `a` before its box is looked at, or None."
     if not isinstance(a, dict): return f"is a {type(a).__name__}, not a dict"
-    missing = [k for k in ANN_KEYS if k not in a]
-    if missing: return f"lacks {missing}"
+    if not _ANN_KEYSET <= a.keys(): return f"lacks {[k for k in ANN_KEYS if k not in a]}"
     if a['image_id'] not in image_ids: return f"image id {a['image_id']!r} is not in 'images'"
     if a['category_id'] not in cat_ids: return f"category id {a['category_id']!r} is not in 'categories'"
-    b = a['bbox']
-    if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(isinstance(v, Real) and not isinstance(v, bool)
-                                                                  and math.isfinite(v) for v in b)):
-        return f"bbox {b!r} is not four finite numbers [x, y, w, h]"
     return None
+
+def _four_numbers(b):
+    "Is `b` a list of four finite numbers?"
+    return (isinstance(b, (list, tuple)) and len(b) == 4
+            and all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in b))
+
+def _bbox_array(anns):
+    """The boxes of `anns` as (N, 4) float64 and (N,) bool: which are four finite numbers. One tensor conversion when
+    all are lists of four numbers (the common case, fast for COCO's 860k boxes); else one look at each."""
+    try:
+        b = torch.tensor([a['bbox'] for a in anns], dtype=torch.float64).reshape(len(anns), 4)
+        return b, torch.isfinite(b).all(1)
+    except (TypeError, ValueError, RuntimeError): pass
+    ok = [_four_numbers(a['bbox']) for a in anns]
+    b = torch.tensor([a['bbox'] if k else [0.0] * 4 for a, k in zip(anns, ok)], dtype=torch.float64)
+    return b.reshape(len(anns), 4), torch.tensor(ok, dtype=torch.bool)
 
 def _fmt(v): return f"{v:g}" if isinstance(v, float) else str(v)
 def _box(b): return "[" + ", ".join(_fmt(round(float(v), 2)) for v in b) + "]"
@@ -259,7 +272,7 @@ def validate_coco(ann_dict, ann_path, image_dir=None, min_size=0.0):
     size)."""
     path = str(ann_path)
     check_coco_structure(ann_dict, path)
-    images = {im['id']: im for im in ann_dict['images']}
+    images = {im['id']: k for k, im in enumerate(ann_dict['images'])}            # image id -> position
     cat_ids = {c['id'] for c in ann_dict['categories']}
     rep = CocoReport(path, {**ann_dict, 'annotations': []}, n_annotations=len(ann_dict['annotations']))
     cand, pos, found = [], [], []                       # found: (position in the file, problem), sorted at the end
@@ -270,26 +283,36 @@ def validate_coco(ann_dict, ann_path, image_dir=None, min_size=0.0):
         found.append((i, AnnotationProblem(path, *ids, why, "dropped")))
     if cand:
         inf = float('inf')
-        boxes = torch.tensor([a['bbox'] for a in cand], dtype=torch.float64)
-        limits = torch.tensor([[images[a['image_id']].get('width', inf), images[a['image_id']].get('height', inf)]
-                               for a in cand], dtype=torch.float64)
-        clipped, nonpos, outside, thin, changed = _geometry(boxes, limits, min_size)
-        for k in (nonpos | outside | thin | changed).nonzero().flatten().tolist():
-            a, (W, H) = cand[k], limits[k].tolist()
+        boxes, ok = _bbox_array(cand)
+        img_wh = torch.tensor([[im.get('width', inf), im.get('height', inf)] for im in ann_dict['images']],
+                              dtype=torch.float64)
+        limits = img_wh[torch.tensor([images[a['image_id']] for a in cand])]
+        clipped, *masks = _geometry(boxes, limits, min_size)
+        flagged = (~ok | masks[0] | masks[1] | masks[2] | masks[3]).nonzero().flatten().tolist()
+        keep = (ok & ~(masks[0] | masks[1] | masks[2])).tolist()
+        # python lists from here on: indexing a tensor element by element is slow for COCO's 860k annotations
+        ok, nonpos, outside, thin, changed = (m.tolist() for m in (ok, *masks))
+        clipped = dict(zip(flagged, clipped[flagged].tolist()))            # only the flagged rows leave the tensor
+        limits = dict(zip(flagged, limits[flagged].tolist()))
+        for k in flagged:
+            a, (W, H) = cand[k], limits[k]
             size = f"the {_fmt(W)}x{_fmt(H)} image" if math.isfinite(W) and math.isfinite(H) else "its image"
-            if nonpos[k]: what, act = f"bbox {_box(a['bbox'])} has width or height <= 0", "dropped"
+            if not ok[k]: what, act = f"bbox {a['bbox']!r} is not four finite numbers [x, y, w, h]", "dropped"
+            elif nonpos[k]: what, act = f"bbox {_box(a['bbox'])} has width or height <= 0", "dropped"
             elif outside[k]: what, act = f"bbox {_box(a['bbox'])} has nothing inside {size}", "dropped"
             elif thin[k]:
-                what, act = f"bbox {_box(a['bbox'])} is less than {_fmt(min_size)} px wide or high inside {size}", "dropped"
+                what = f"bbox {_box(a['bbox'])} is less than {_fmt(min_size)} px wide or high inside {size}"
+                act = "dropped"
             else: what, act = f"bbox {_box(a['bbox'])} reaches outside {size}", f"clipped to {_box(clipped[k])}"
             found.append((pos[k], AnnotationProblem(path, a['image_id'], a['id'], what, act)))
-        keep = ~(nonpos | outside | thin)
         no_area = no_crowd = 0
-        for k in keep.nonzero().flatten().tolist():
-            a = dict(cand[k])
-            if changed[k]: a['bbox'] = [round(v, 3) for v in clipped[k].tolist()]
-            if 'area' not in a: no_area += 1; a['area'] = float(a['bbox'][2] * a['bbox'][3])
-            if 'iscrowd' not in a: no_crowd += 1; a['iscrowd'] = 0
+        for k in (k for k, keep_k in enumerate(keep) if keep_k):
+            a = cand[k]
+            if changed[k] or 'area' not in a or 'iscrowd' not in a:     # copy only what changes: the input stays as is
+                a = dict(a)
+                if changed[k]: a['bbox'] = [round(v, 3) for v in clipped[k]]
+                if 'area' not in a: no_area += 1; a['area'] = float(a['bbox'][2] * a['bbox'][3])
+                if 'iscrowd' not in a: no_crowd += 1; a['iscrowd'] = 0
             rep.dataset['annotations'].append(a)
         if no_area: rep.notes.append(f"{no_area} annotation(s) without 'area': set to the box's w*h")
         if no_crowd: rep.notes.append(f"{no_crowd} annotation(s) without 'iscrowd': set to 0")
