@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align, box_iou
 
 # %% ../nbs/04_mask_head.ipynb #cf9d89c1
-from .checks import check_box_list, check_stride
+from .checks import check_box_list, check_map, check_stride
 
 # %% ../nbs/04_mask_head.ipynb #4c2b4ae0
 class MaskHead(nn.Module):
@@ -34,8 +34,8 @@ class MaskHead(nn.Module):
 
     def roi_features(self, feat, boxes, stride=4.0):
         "RoIAlign features (sum Ni, C, roi_size, roi_size) of `boxes` [(Ni, 4)] (input pixels) on `feat` (B, C, H, W)."
-        if not isinstance(feat, torch.Tensor) or feat.ndim != 4 or feat.shape[1] != self.in_ch:
-            raise ValueError(f"feat must be (B, {self.in_ch}, H, W), got {tuple(getattr(feat, 'shape', ()))}")
+        if check_map(feat, "feat", ndim=4).shape[1] != self.in_ch:
+            raise ValueError(f"feat must be (B, {self.in_ch}, H, W), got {tuple(feat.shape)}")
         check_box_list(boxes, feat.shape[0])
         check_stride(stride)
         boxes = [b.to(device=feat.device, dtype=feat.dtype) for b in boxes]
