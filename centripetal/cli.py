@@ -71,11 +71,17 @@ FORWARDED = {
 
 def build_parser():
     "The top-level parser: `demo` and one entry per FORWARDED command (whose options its own module parses)."
-    ap = argparse.ArgumentParser(prog="centripetal",
-                                 description="CentripetalNet: corner-based detection with centripetal shifts. "
-                                 "Run 'centripetal <command> --help' for each command's options.",
-                                 epilog="Every command accepts --debug (or env CENTRIPETAL_DEBUG=1): show the traceback "
-                                 "of an error instead of its one-line message.")
+    ap = argparse.ArgumentParser(
+        prog="centripetal",
+        description=(
+            "CentripetalNet: corner-based detection with centripetal shifts. "
+            "Run 'centripetal <command> --help' for each command's options."
+        ),
+        epilog=(
+            "Every command accepts --debug (or env CENTRIPETAL_DEBUG=1): show the traceback "
+            "of an error instead of its one-line message."
+        ),
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = ap.add_subparsers(dest="command", metavar="command")
     if "demo" not in FORWARDED: _add_demo(sub)
@@ -100,7 +106,8 @@ def debug_enabled(flag: bool = False, env=None) -> bool:
     return flag or env.get("CENTRIPETAL_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 def error_line(e: BaseException) -> str:
-    "An exception as one line: its message with newlines folded, prefixed by its type unless the type is self-explanatory."
+    """An exception as one line: its message with newlines folded, prefixed by its type unless the type is
+    self-explanatory."""
     msg = " ".join(str(e).split()) or "(no message)"
     return msg if isinstance(e, _PLAIN_ERRORS) else f"{type(e).__name__}: {msg}"
 

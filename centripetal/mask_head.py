@@ -17,7 +17,8 @@ from .checks import check_box_list, check_map, check_stride
 # %% ../nbs/04_mask_head.ipynb #4c2b4ae0
 class MaskHead(nn.Module):
     """Mask head (Section 3.3): RoIAlign `roi_size`² -> 4 × (3×3 conv + ReLU) -> 2×2 deconv stride 2 + ReLU -> 1×1 conv.
-    `forward(feat (B, in_ch, H, W), boxes [(Ni, 4)] in input pixels, stride=4.0) -> logits (sum Ni, num_classes, 2·roi_size, 2·roi_size)`."""
+    `forward(feat (B, in_ch, H, W), boxes [(Ni, 4)] in input pixels, stride=4.0) -> logits (sum Ni, num_classes,
+    2·roi_size, 2·roi_size)`."""
     def __init__(self, in_ch=256, conv_ch=256, num_classes=80, roi_size=14, num_convs=4):
         super().__init__()
         self.in_ch, self.roi_size, self.num_classes = in_ch, roi_size, num_classes
@@ -39,7 +40,9 @@ class MaskHead(nn.Module):
         check_box_list(boxes, feat.shape[0])
         check_stride(stride)
         boxes = [b.to(device=feat.device, dtype=feat.dtype) for b in boxes]
-        return roi_align(feat, boxes, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True)
+        return roi_align(
+            feat, boxes, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True
+        )
 
     def forward(self, feat, boxes, stride=4.0):
         x = self.roi_features(feat, boxes, stride)
@@ -61,7 +64,9 @@ def match_proposals(proposals, gt_boxes, iou_thresh=0.5):
             raise ValueError(f"{n} must be a (N, 4) tensor, got {tuple(getattr(t, 'shape', ()))}")
     P, G = len(proposals), len(gt_boxes)
     if G == 0:
-        return torch.full((P,), -1, dtype=torch.long, device=proposals.device), torch.zeros(P, dtype=torch.bool, device=proposals.device)
+        return torch.full((P,), -1, dtype=torch.long, device=proposals.device), torch.zeros(
+            P, dtype=torch.bool, device=proposals.device
+        )
     iou = box_iou(proposals.float(), gt_boxes.to(proposals.device).float())     # (P, G)
     best, gt_index = iou.max(dim=1)
     keep = best >= iou_thresh
@@ -71,9 +76,9 @@ def mask_targets(gt_masks, gt_index, proposals, size=28, binary=False, sampling_
     """Mask targets (P, size, size) float for proposals matched to ground-truth masks, P = sum Pi.
 
     gt_masks: list per image of (G, Himg, Wimg) uint8/bool/float masks; gt_index: list per image of (Pi,) long, the
-    matched mask of each proposal (filter unmatched ones out first); proposals: list per image of (Pi, 4) x1y1x2y2 in the
-    masks' pixels. Each mask is cropped to the proposal box and resized with RoIAlign (aligned, `sampling_ratio` <= 0:
-    adaptive); `binary` thresholds at 0.5."""
+    matched mask of each proposal (filter unmatched ones out first); proposals: list per image of (Pi, 4) x1y1x2y2 in
+    the masks' pixels. Each mask is cropped to the proposal box and resized with RoIAlign (aligned, `sampling_ratio`
+    <= 0: adaptive); `binary` thresholds at 0.5."""
     n = len(gt_masks) if isinstance(gt_masks, (list, tuple)) else -1
     if n < 0 or not isinstance(gt_index, (list, tuple)) or len(gt_index) != n:
         raise TypeError("gt_masks and gt_index must be lists with one entry per image")
@@ -99,8 +104,8 @@ def mask_targets(gt_masks, gt_index, proposals, size=28, binary=False, sampling_
 
 # %% ../nbs/04_mask_head.ipynb #690c2278
 def mask_loss(logits, targets, labels):
-    """Eq. 8: mean per-pixel binary cross entropy on each proposal's class channel.
-    logits (P, K, M, M), targets (P, M, M) in [0, 1], labels (P,) long in [0, K) -> scalar; 0 (with grad) when P == 0."""
+    """Eq. 8: mean per-pixel binary cross entropy on each proposal's class channel. logits (P, K, M, M), targets (P, M,
+    M) in [0, 1], labels (P,) long in [0, K) -> scalar; 0 (with grad) when P == 0."""
     if logits.ndim != 4: raise ValueError(f"logits must be (P, K, M, M), got {tuple(logits.shape)}")
     P, K = logits.shape[:2]
     if targets.shape != (P, *logits.shape[2:]):
@@ -109,7 +114,9 @@ def mask_loss(logits, targets, labels):
     if P == 0: return logits.sum() * 0.0
     labels = labels.long()
     if labels.min() < 0 or labels.max() >= K:
-        raise ValueError(f"labels must lie in [0, {K}) (0-based class index), got [{labels.min().item()}, {labels.max().item()}]")
+        raise ValueError(
+            f"labels must lie in [0, {K}) (0-based class index), got [{labels.min().item()}, {labels.max().item()}]"
+        )
     chosen = logits[torch.arange(P, device=logits.device), labels]              # (P, M, M)
     return F.binary_cross_entropy_with_logits(chosen, targets.to(chosen.dtype))
 
@@ -125,7 +132,9 @@ def paste_masks(mask_probs, boxes, image_hw, threshold=0.5):
     H, W = (int(v) for v in image_hw)
     N = len(mask_probs)
     if N == 0:
-        return torch.zeros(0, H, W, device=mask_probs.device, dtype=torch.bool if threshold is not None else torch.float32)
+        return torch.zeros(
+            0, H, W, device=mask_probs.device, dtype=torch.bool if threshold is not None else torch.float32
+        )
     probs = mask_probs if mask_probs.is_floating_point() else mask_probs.float()
     boxes = boxes.to(device=probs.device, dtype=probs.dtype)
     x1, y1, x2, y2 = boxes.unbind(1)
@@ -152,8 +161,10 @@ def plot_mask_example(image_mask, gt_box, proposal, target, pred_probs, pasted):
     axes[0].imshow(image_mask.float().cpu(), cmap="gray", vmin=0, vmax=1)
     rect(axes[0], gt_box, ec="lime", ls="--", lw=1.2); rect(axes[0], proposal, ec="orange", lw=1.5)
     axes[0].set_title("object, gt box (dashed), proposal", fontsize=9)
-    axes[1].imshow(target.float().cpu(), cmap="viridis", vmin=0, vmax=1); axes[1].set_title(f"target {tuple(target.shape)}", fontsize=9)
-    axes[2].imshow(pred_probs.detach().float().cpu(), cmap="viridis", vmin=0, vmax=1); axes[2].set_title("prediction (sigmoid)", fontsize=9)
+    axes[1].imshow(target.float().cpu(), cmap="viridis", vmin=0, vmax=1)
+    axes[1].set_title(f"target {tuple(target.shape)}", fontsize=9)
+    axes[2].imshow(pred_probs.detach().float().cpu(), cmap="viridis", vmin=0, vmax=1)
+    axes[2].set_title("prediction (sigmoid)", fontsize=9)
     axes[3].imshow(image_mask.float().cpu() * 0.3 + pasted.float().cpu() * 0.7, cmap="magma", vmin=0, vmax=1)
     rect(axes[3], proposal, ec="orange", lw=1.5); axes[3].set_title("pasted (> 0.5) over the object", fontsize=9)
     for ax in axes: ax.set_xticks([]); ax.set_yticks([])

@@ -14,7 +14,8 @@ from .shift import encode_centripetal_shift, box_centers
 
 # %% ../nbs/06_targets.ipynb #58c6b6c3
 def gaussian_radius(heights, widths, min_overlap=0.3):
-    """CornerNet's heatmap radius, corrected formula (CornerNet-Lite): the largest corner displacement keeping IoU >= `min_overlap`.
+    """CornerNet's heatmap radius, corrected formula (CornerNet-Lite): the largest corner displacement keeping IoU >=
+    `min_overlap`.
 
     `heights`, `widths` (N,) box sizes in feature units (tensors or numbers). Returns (N,) float radii; truncate with
     `.floor().long()` as CornerNet does before drawing."""
@@ -22,7 +23,8 @@ def gaussian_radius(heights, widths, min_overlap=0.3):
     h, w = torch.as_tensor(heights), torch.as_tensor(widths)
     dtype = h.dtype if h.is_floating_point() else torch.float32
     h, w = h.to(dtype), w.to(dtype=dtype, device=h.device)
-    if h.shape != w.shape: raise ValueError(f"heights and widths must have the same shape, got {tuple(h.shape)} and {tuple(w.shape)}")
+    if h.shape != w.shape:
+        raise ValueError(f"heights and widths must have the same shape, got {tuple(h.shape)} and {tuple(w.shape)}")
     if (h < 0).any() or (w < 0).any() or not (torch.isfinite(h).all() and torch.isfinite(w).all()):
         raise ValueError("heights and widths must be finite and >= 0 (box sizes in feature units)")
     o, b = min_overlap, h + w
@@ -36,13 +38,17 @@ def draw_gaussians(heat, centers, radii, labels):
     """Max-merge CornerNet gaussians into `heat` (C, H, W), in place, and return it.
 
     `centers` (N, 2) integer `(x, y)` cells (windows are cut at the map border), `radii` (N,) integer radii >= 0,
-    `labels` (N,) integer classes in [0, C). Gaussian sigma = (2r + 1) / 6. Vectorised over objects (one scatter_reduce)."""
+    `labels` (N,) integer classes in [0, C). Gaussian sigma = (2r + 1) / 6. Vectorised over objects (one
+    scatter_reduce)."""
     if heat.ndim != 3: raise ValueError(f"heat must be (C, H, W), got {tuple(heat.shape)}")
     for t, n in ((centers, "centers"), (radii, "radii"), (labels, "labels")):
         if t.is_floating_point(): raise TypeError(f"{n} must be an integer tensor (cells, radii, classes); use .long()")
     n = len(labels)
     if centers.shape != (n, 2) or radii.shape != (n,):
-        raise ValueError(f"expected centers (N, 2), radii (N,), labels (N,); got {tuple(centers.shape)}, {tuple(radii.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected centers (N, 2), radii (N,), labels (N,); got {tuple(centers.shape)}, {tuple(radii.shape)},"
+            f" {tuple(labels.shape)}"
+        )
     if n == 0: return heat
     C, H, W = heat.shape
     if (radii < 0).any(): raise ValueError("radii must be >= 0")
@@ -63,11 +69,12 @@ def draw_gaussians(heat, centers, radii, labels):
 
 # %% ../nbs/06_targets.ipynb #6ea977b1
 def clean_boxes(boxes, labels, image_hw):
-    """Clip `boxes` (N, 4) `(x1, y1, x2, y2)` to an image of size `image_hw` = (H, W) and drop boxes narrower or lower than 1 px
-    after clipping (and any non-finite box). `labels` (N,). Returns `(boxes, labels, n_clipped, n_dropped)`: kept boxes and
-    labels, the number of kept boxes that clipping changed, the number of boxes dropped."""
+    """Clip `boxes` (N, 4) `(x1, y1, x2, y2)` to an image of size `image_hw` = (H, W) and drop boxes narrower or lower
+    than 1 px after clipping (and any non-finite box). `labels` (N,). Returns `(boxes, labels, n_clipped,
+    n_dropped)`: kept boxes and labels, the number of kept boxes that clipping changed, the number of boxes dropped."""
     if boxes.ndim != 2 or boxes.shape[1] != 4: raise ValueError(f"boxes must be (N, 4), got {tuple(boxes.shape)}")
-    if labels.shape != (boxes.shape[0],): raise ValueError(f"labels must be (N,) = ({boxes.shape[0]},), got {tuple(labels.shape)}")
+    if labels.shape != (boxes.shape[0],):
+        raise ValueError(f"labels must be (N,) = ({boxes.shape[0]},), got {tuple(labels.shape)}")
     H, W = image_hw
     finite = torch.isfinite(boxes).all(1)
     b = torch.where(finite[:, None], boxes, torch.zeros_like(boxes))
@@ -89,9 +96,13 @@ def _check_render_inputs(boxes, labels, num_classes, feat_hw):
     "The inputs of `render_targets`: boxes (N, 4) of positive size, labels (N,) in [0, num_classes), feat_hw (H, W)."
     if check_boxes(boxes).ndim != 2: raise ValueError(f"boxes must be a (N, 4) tensor, got {tuple(boxes.shape)}")
     if not isinstance(labels, torch.Tensor) or labels.shape != (boxes.shape[0],):
-        raise ValueError(f"labels must be a (N,) tensor with N = {boxes.shape[0]}, got {getattr(labels, 'shape', type(labels))}")
-    if labels.is_floating_point(): raise TypeError("labels must be an integer tensor (class indices from 0); use .long()")
-    if len(feat_hw) != 2 or min(feat_hw) < 1: raise ValueError(f"feat_hw must be (H, W) of the feature map, got {feat_hw!r}")
+        raise ValueError(
+            f"labels must be a (N,) tensor with N = {boxes.shape[0]}, got {getattr(labels, 'shape', type(labels))}"
+        )
+    if labels.is_floating_point():
+        raise TypeError("labels must be an integer tensor (class indices from 0); use .long()")
+    if len(feat_hw) != 2 or min(feat_hw) < 1:
+        raise ValueError(f"feat_hw must be (H, W) of the feature map, got {feat_hw!r}")
     bad = ~torch.isfinite(boxes).all(1) | (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     if bad.any():
         raise ValueError(f"boxes {bad.nonzero().flatten().tolist()} are degenerate (w <= 0, h <= 0 or non-finite); "
@@ -106,10 +117,10 @@ def _cells(p, feat_hw):
     return torch.stack([cell[:, 0].clamp(0, W - 1), cell[:, 1].clamp(0, H - 1)], 1)
 
 def render_targets(boxes, labels, num_classes, feat_hw, stride=4.0, min_overlap=0.3):
-    """All training targets of ONE image (see the table above). `boxes` (N, 4) cleaned boxes in input pixels, `labels` (N,)
-    integer classes in [0, num_classes), `feat_hw` (H, W) of the feature map. Returns a dict: heatmaps (C, H, W),
-    `*_ind` (N,) long flat indices y*W + x, `*_off` / `*_cs` / `*_gs` / `*_ctr` / `wh` (N, 2) `(x, y)` in feature units,
-    `labels` (N,), `boxes` (N, 4). Zero boxes give empty (0, ...) tensors and zero heatmaps."""
+    """All training targets of ONE image (see the table above). `boxes` (N, 4) cleaned boxes in input pixels, `labels`
+    (N,) integer classes in [0, num_classes), `feat_hw` (H, W) of the feature map. Returns a dict: heatmaps (C, H,
+    W), `*_ind` (N,) long flat indices y*W + x, `*_off` / `*_cs` / `*_gs` / `*_ctr` / `wh` (N, 2) `(x, y)` in feature
+    units, `labels` (N,), `boxes` (N, 4). Zero boxes give empty (0, ...) tensors and zero heatmaps."""
     check_stride(stride)
     _check_render_inputs(boxes, labels, num_classes, feat_hw)
     H, W = int(feat_hw[0]), int(feat_hw[1])
@@ -134,11 +145,12 @@ def render_targets(boxes, labels, num_classes, feat_hw, stride=4.0, min_overlap=
 
 # %% ../nbs/06_targets.ipynb #0b23bd8d
 def collate_targets(targets):
-    """Batch a list of `render_targets` dicts: heatmaps -> (B, C, H, W); per-object tensors (N_i, ...) -> (B, M, ...) zero-padded,
-    M = max(1, max N_i); adds `obj_mask` (B, M) bool, True for real objects."""
+    """Batch a list of `render_targets` dicts: heatmaps -> (B, C, H, W); per-object tensors (N_i, ...) -> (B, M, ...)
+    zero-padded, M = max(1, max N_i); adds `obj_mask` (B, M) bool, True for real objects."""
     if len(targets) == 0: raise ValueError("collate_targets needs at least one image's targets")
     shapes = {tuple(t["tl_heat"].shape) for t in targets}
-    if len(shapes) > 1: raise ValueError(f"all heatmaps must have the same (C, H, W) to be stacked, got {sorted(shapes)}")
+    if len(shapes) > 1:
+        raise ValueError(f"all heatmaps must have the same (C, H, W) to be stacked, got {sorted(shapes)}")
     out = {k: torch.stack([t[k] for t in targets]) for k in _HEAT_KEYS}
     counts = torch.tensor([len(t["labels"]) for t in targets])
     M = max(1, int(counts.max()))
@@ -162,10 +174,11 @@ def _scatter_map(values, b_idx, ind, B, H, W):
     return dense.permute(0, 2, 1).reshape(B, -1, H, W)
 
 def perfect_outputs(boxes_list, labels_list, num_classes, feat_hw, stride=4.0, emb_dim=1):
-    """Raw outputs of an ideal network for a batch, for decoder tests. `boxes_list` / `labels_list`: per image (N_i, 4) boxes in
-    input pixels and (N_i,) labels. Returns a dict of (B, ...) maps: `tl_heat`, `br_heat`, `ct_heat` (B, C, H, W) logits;
-    `tl_off`, `br_off`, `ct_off`, `tl_cs`, `br_cs`, `tl_gs`, `br_gs`, `tl_ctr`, `br_ctr` (B, 2, H, W) with the targets at the
-    object cells; `tl_emb`, `br_emb` (B, emb_dim, H, W) = object index + 1 at its corner cells; zeros elsewhere."""
+    """Raw outputs of an ideal network for a batch, for decoder tests. `boxes_list` / `labels_list`: per image (N_i, 4)
+    boxes in input pixels and (N_i,) labels. Returns a dict of (B, ...) maps: `tl_heat`, `br_heat`, `ct_heat` (B, C,
+    H, W) logits; `tl_off`, `br_off`, `ct_off`, `tl_cs`, `br_cs`, `tl_gs`, `br_gs`, `tl_ctr`, `br_ctr` (B, 2, H, W)
+    with the targets at the object cells; `tl_emb`, `br_emb` (B, emb_dim, H, W) = object index + 1 at its corner
+    cells; zeros elsewhere."""
     if len(boxes_list) != len(labels_list): raise ValueError("boxes_list and labels_list must have one entry per image")
     bt = collate_targets([render_targets(b, l, num_classes, feat_hw, stride) for b, l in zip(boxes_list, labels_list)])
     B, _, H, W = bt["tl_heat"].shape
@@ -183,7 +196,8 @@ def perfect_outputs(boxes_list, labels_list, num_classes, feat_hw, stride=4.0, e
 
 # %% ../nbs/06_targets.ipynb #57cf7acf
 def plot_targets(targets, title=""):
-    "Three panels for one `render_targets` dict: tl / br heatmaps with boxes, ct heatmap with guiding-shift arrows. Returns the figure."
+    """Three panels for one `render_targets` dict: tl / br heatmaps with boxes, ct heatmap with guiding-shift arrows.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     fig, axs = plt.subplots(1, 3, figsize=(12, 4.2))
@@ -197,10 +211,14 @@ def plot_targets(targets, title=""):
         ax.set_title(k, fontsize=9)
         for (x, y), (w, h) in zip(tl.tolist(), wh.tolist()):
             ax.add_patch(Rectangle((x, y), w, h, fill=False, color="cyan", lw=1))
-    for cell, gs, sign, c in ((tl_cell, targets["tl_gs"].cpu(), 1, "lime"), (br_cell, targets["br_gs"].cpu(), -1, "deepskyblue")):
+    for cell, gs, sign, c in (
+        (tl_cell, targets["tl_gs"].cpu(), 1, "lime"), (br_cell, targets["br_gs"].cpu(), -1, "deepskyblue"),
+    ):
         start = cell  # integer cell coordinate: the point the guiding shift is measured from
-        axs[2].quiver(start[:, 0], start[:, 1], sign * gs[:, 0], sign * gs[:, 1], color=c, angles="xy", scale_units="xy",
-                      scale=1, width=0.006)
+        axs[2].quiver(
+            start[:, 0], start[:, 1], sign * gs[:, 0], sign * gs[:, 1], color=c, angles="xy", scale_units="xy", scale=1,
+            width=0.006,
+        )
     axs[2].set_title("ct_heat + guiding shifts (Eq. 7)", fontsize=9)
     if title: fig.suptitle(title)
     fig.tight_layout()

@@ -4,7 +4,9 @@ import itertools
 import pytest
 import torch
 from torchvision.ops import box_iou
-from centripetal.model import CentripetalNet, ModelConfig, MATCHERS, ADAPTIONS
+from centripetal.model import CentripetalNet, ModelConfig
+from centripetal.matching import MATCHERS
+from centripetal.adaption import ADAPTIONS
 
 SIZE, STEPS, LR = 64, 80, 3e-3
 
