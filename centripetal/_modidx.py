@@ -100,6 +100,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'centripetal.checks._geometry': ('checks.html#_geometry', 'centripetal/checks.py'),
                                     'centripetal.checks._ids_twice': ('checks.html#_ids_twice', 'centripetal/checks.py'),
                                     'centripetal.checks.as_float': ('checks.html#as_float', 'centripetal/checks.py'),
+                                    'centripetal.checks.as_float_last': ('checks.html#as_float_last', 'centripetal/checks.py'),
                                     'centripetal.checks.check_box_list': ('checks.html#check_box_list', 'centripetal/checks.py'),
                                     'centripetal.checks.check_boxes': ('checks.html#check_boxes', 'centripetal/checks.py'),
                                     'centripetal.checks.check_coco_structure': ( 'checks.html#check_coco_structure',

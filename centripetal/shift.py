@@ -11,7 +11,7 @@ import math
 import torch
 
 # %% ../nbs/00_shift.ipynb #61fa02c9
-from .checks import as_float, check_last, check_stride, check_boxes
+from .checks import as_float, as_float_last, check_last, check_stride, check_boxes
 
 # %% ../nbs/00_shift.ipynb #31b59e9d
 def box_centers(boxes):
@@ -44,9 +44,7 @@ def decode_centripetal_shift(tl_xy, cs_tl, br_xy, cs_br, stride=4.0):
     Returns `(tl_ctr, br_ctr)` (..., 2) in input pixels: `tl + s*exp(cs_tl)` and `br - s*exp(cs_br)`. Shifts are clamped to
     at most `MAX_LOG_SHIFT` before exp so nothing overflows; NaN inputs give NaN centres (treated as outside by the matcher)."""
     check_stride(stride)
-    names = ("tl_xy", "cs_tl", "br_xy", "cs_br")
-    tl_xy, cs_tl, br_xy, cs_br = (as_float(t, n) for t, n in zip((tl_xy, cs_tl, br_xy, cs_br), names))
-    for t, n in zip((tl_xy, cs_tl, br_xy, cs_br), names): check_last(t, 2, n)
+    tl_xy, cs_tl, br_xy, cs_br = as_float_last((tl_xy, cs_tl, br_xy, cs_br), ("tl_xy", "cs_tl", "br_xy", "cs_br"), 2)
     tl_ctr = tl_xy + stride * cs_tl.clamp(max=MAX_LOG_SHIFT).exp()
     br_ctr = br_xy - stride * cs_br.clamp(max=MAX_LOG_SHIFT).exp()
     return tl_ctr, br_ctr
@@ -70,8 +68,7 @@ def decode_guiding_shift(tl_cell, gs_tl, br_cell, gs_br, stride=4.0):
     `(tl_cell + gs_tl) * s` and `(br_cell - gs_br) * s`."""
     check_stride(stride)
     names = ("tl_cell", "gs_tl", "br_cell", "gs_br")
-    tl_cell, gs_tl, br_cell, gs_br = (as_float(t, n) for t, n in zip((tl_cell, gs_tl, br_cell, gs_br), names))
-    for t, n in zip((tl_cell, gs_tl, br_cell, gs_br), names): check_last(t, 2, n)
+    tl_cell, gs_tl, br_cell, gs_br = as_float_last((tl_cell, gs_tl, br_cell, gs_br), names, 2)
     return (tl_cell + gs_tl) * stride, (br_cell - gs_br) * stride
 
 # %% ../nbs/00_shift.ipynb #a690f5bd
