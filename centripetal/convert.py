@@ -210,7 +210,7 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-out", metavar="YAML", help="also write a profile that evaluates DST with a release's test "
                    "settings: 'centripetal evaluate DST --profile YAML --data-root COCO'")
     p.add_argument("--rule", default="mmdetection", help="decode rule of that profile (default: mmdetection; see "
-                   "centripetal.reproduce.DECODE_RULES, e.g. 'original code')")
+                   "centripetal.tables.DECODE_RULES, e.g. 'original code')")
     p.add_argument("--data-root", default="data/coco", help="COCO folder written into that profile (default: data/coco)")
     return p
 
@@ -243,8 +243,8 @@ RELEASE_TEST = dict(flip=True, scales=[1.0], max_dets=100, nms_method="gaussian"
 
 def release_profile(cfg: ModelConfig, rule: str = "mmdetection", data_root: str = "data/coco") -> dict:
     """A profile (as a dict for YAML) that evaluates a converted checkpoint with a release's test settings: COCO val2017
-    under `data_root`, flip, single scale, and the decode rule `rule` of `centripetal.reproduce.DECODE_RULES`."""
-    from centripetal.reproduce import DECODE_RULES
+    under `data_root`, flip, single scale, and the decode rule `rule` of `centripetal.tables.DECODE_RULES`."""
+    from centripetal.tables import DECODE_RULES
     from centripetal.config import config_to_dict
     if rule not in DECODE_RULES: raise ValueError(f"rule must be one of {sorted(DECODE_RULES)}, got {rule!r}")
     test = {**RELEASE_TEST, "nms_sigma": 0.5, **DECODE_RULES[rule]}

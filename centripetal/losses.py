@@ -12,14 +12,12 @@ import torch
 import torch.nn.functional as F
 
 # %% ../nbs/07_losses.ipynb #4be7519a
-def _check_same_shape(name_a, a, name_b, b):
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} {tuple(a.shape)} and {name_b} {tuple(b.shape)} must have the same shape")
+from .checks import check_same_shape
 
 def focal_loss(logits: torch.Tensor, gt_heat: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
     """CornerNet's focal loss (L_det of Eq. 9) on sigmoid(logits); logits, gt_heat (B,C,H,W) with gt in [0,1], exactly 1
     at corners. Scalar, divided by max(#positives, 1)."""
-    _check_same_shape("logits", logits, "gt_heat", gt_heat)
+    check_same_shape("logits", logits, "gt_heat", gt_heat)
     z, y = logits.float(), gt_heat.float()
     pos = y.eq(1)
     log_p, log_1mp = F.logsigmoid(z), F.logsigmoid(-z)
@@ -92,7 +90,7 @@ def ae_pull_push(tl_emb: torch.Tensor, br_emb: torch.Tensor, tl_ind: torch.Tenso
     summed over images ('sum') or averaged ('mean')."""
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' (CornerNet) or 'mean', got {reduction!r}")
-    _check_same_shape("tl_emb", tl_emb, "br_emb", br_emb)
+    check_same_shape("tl_emb", tl_emb, "br_emb", br_emb)
     if mask.shape != tl_ind.shape or mask.dtype != torch.bool:
         raise ValueError(
             f"mask must be a bool tensor of shape {tuple(tl_ind.shape)} (like tl_ind), got {mask.dtype}"

@@ -12,24 +12,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align, box_iou
 
 # %% ../nbs/04_mask_head.ipynb #cf9d89c1
-def _check_box_list(boxes, n_images, name="boxes"):
-    "Check `boxes` is a list of `n_images` tensors (Ni, 4)."
-    if isinstance(boxes, torch.Tensor) or not isinstance(boxes, (list, tuple)):
-        raise TypeError(f"{name} must be a list with one (Ni, 4) tensor per image, got {type(boxes).__name__}; "
-                        f"for a single image pass [{name}]")
-    if len(boxes) != n_images:
-        raise ValueError(
-            f"{name} has {len(boxes)} entries but there are {n_images} images: give one (Ni, 4) tensor per image"
-        )
-    for i, b in enumerate(boxes):
-        if not isinstance(b, torch.Tensor) or b.ndim != 2 or b.shape[1] != 4:
-            raise ValueError(
-                f"{name}[{i}] must be a (Ni, 4) tensor (x1, y1, x2, y2), got {tuple(getattr(b, 'shape', ()))}"
-            )
-
-def _check_stride(stride):
-    if not (isinstance(stride, (int, float)) and stride > 0):
-        raise ValueError(f"stride must be a positive number (input size / feature size), got {stride!r}")
+from .checks import check_box_list, check_map, check_stride
 
 # %% ../nbs/04_mask_head.ipynb #4c2b4ae0
 class MaskHead(nn.Module):
@@ -52,10 +35,10 @@ class MaskHead(nn.Module):
 
     def roi_features(self, feat, boxes, stride=4.0):
         "RoIAlign features (sum Ni, C, roi_size, roi_size) of `boxes` [(Ni, 4)] (input pixels) on `feat` (B, C, H, W)."
-        if not isinstance(feat, torch.Tensor) or feat.ndim != 4 or feat.shape[1] != self.in_ch:
-            raise ValueError(f"feat must be (B, {self.in_ch}, H, W), got {tuple(getattr(feat, 'shape', ()))}")
-        _check_box_list(boxes, feat.shape[0])
-        _check_stride(stride)
+        if check_map(feat, "feat", ndim=4).shape[1] != self.in_ch:
+            raise ValueError(f"feat must be (B, {self.in_ch}, H, W), got {tuple(feat.shape)}")
+        check_box_list(boxes, feat.shape[0])
+        check_stride(stride)
         boxes = [b.to(device=feat.device, dtype=feat.dtype) for b in boxes]
         return roi_align(
             feat, boxes, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True
@@ -99,7 +82,7 @@ def mask_targets(gt_masks, gt_index, proposals, size=28, binary=False, sampling_
     n = len(gt_masks) if isinstance(gt_masks, (list, tuple)) else -1
     if n < 0 or not isinstance(gt_index, (list, tuple)) or len(gt_index) != n:
         raise TypeError("gt_masks and gt_index must be lists with one entry per image")
-    _check_box_list(proposals, n, "proposals")
+    check_box_list(proposals, n, "proposals")
     out = []
     for masks, idx, props in zip(gt_masks, gt_index, proposals):
         if len(props) == 0: continue

@@ -11,17 +11,11 @@ __all__ = ['SOFT_NMS_METHODS', 'box_area', 'box_iou_matrix', 'decay_factors', 's
 import torch
 
 # %% ../nbs/09_postprocess.ipynb #ba7836d0
-def _check_boxes(boxes, name='boxes'):
-    if not isinstance(boxes, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (..., 4), got {type(boxes).__name__}")
-    if boxes.dim() < 1 or boxes.shape[-1] != 4:
-        raise ValueError(f"{name} must have shape (..., 4) with (x1, y1, x2, y2) last, got {tuple(boxes.shape)}")
-    if not boxes.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor (pixels), got {boxes.dtype}; use {name}.float()")
+from .checks import check_boxes, check_tensor
 
 def box_area(boxes):
     "Area of (x1, y1, x2, y2) boxes, 0 for inverted ones. boxes: (..., 4) -> (...)."
-    _check_boxes(boxes)
+    check_boxes(boxes, floating=True)
     return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
 
 def _pairwise_iou(a, b, area_a, area_b):
@@ -35,7 +29,7 @@ def _pairwise_iou(a, b, area_a, area_b):
 def box_iou_matrix(a, b):
     """IoU of every box in `a` with every box in `b`. a: (..., N, 4), b: (..., M, 4), batch dims broadcast -> (..., N,
     M)."""
-    _check_boxes(a, 'a'); _check_boxes(b, 'b')
+    check_boxes(a, 'a', floating=True); check_boxes(b, 'b', floating=True)
     if a.dim() < 2 or b.dim() < 2:
         raise ValueError(f"a and b must be (..., N, 4) and (..., M, 4), got {tuple(a.shape)} and {tuple(b.shape)}")
     a, b = a.unsqueeze(-2), b.unsqueeze(-3)                          # (..., N, 1, 4), (..., 1, M, 4)
@@ -55,13 +49,12 @@ def decay_factors(iou, method='gaussian', sigma=0.5, iou_thresh=0.5):
 
 # %% ../nbs/09_postprocess.ipynb #e44299f6
 def _check_soft_nms_inputs(boxes, scores, labels, method, sigma, iou_thresh, min_score, max_dets):
-    _check_boxes(boxes)
+    check_boxes(boxes, floating=True)
     if boxes.dim() != 3:
         raise ValueError(f"boxes must be batched (B, N, 4), got {tuple(boxes.shape)}; for one image use boxes[None]")
     B, N = boxes.shape[:2]
     for name, t in (('scores', scores), ('labels', labels)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor of shape (B, N), got {type(t).__name__}")
+        check_tensor(t, name, "(B, N)")
         if tuple(t.shape) != (B, N):
             raise ValueError(
                 f"{name} must have shape (B, N) = {(B, N)} to match boxes {tuple(boxes.shape)}, got {tuple(t.shape)}"
@@ -146,14 +139,14 @@ def soft_nms(boxes, scores, labels, method='gaussian', sigma=0.5, iou_thresh=0.5
 def flip_boxes(boxes, width):
     """Mirror (x1, y1, x2, y2) boxes left-right in an image `width` pixels wide: x1' = width - x2, x2' = width - x1.
     boxes (..., 4) -> (..., 4); width a number or a tensor broadcastable to boxes[..., 0] (e.g. (B, 1))."""
-    _check_boxes(boxes)
+    check_boxes(boxes, floating=True)
     x1, y1, x2, y2 = boxes.unbind(-1)
     return torch.stack([width - x2, y1, width - x1, y2], dim=-1)
 
 def rescale_boxes(boxes, scale):
     """Map boxes found in an image resized by `scale` back to the original image: boxes / scale. boxes (..., 4) -> (...,
     4); scale > 0, a number or a tensor broadcastable to boxes (e.g. (B, 1, 1))."""
-    _check_boxes(boxes)
+    check_boxes(boxes, floating=True)
     if not isinstance(scale, torch.Tensor): scale = torch.tensor(float(scale), dtype=boxes.dtype, device=boxes.device)
     if (scale <= 0).any(): raise ValueError(f"scale must be > 0 (the factor the image was resized by), got {scale}")
     return boxes / scale

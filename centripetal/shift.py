@@ -11,49 +11,24 @@ import math
 import torch
 
 # %% ../nbs/00_shift.ipynb #61fa02c9
-def _as_float(t, name):
-    "Check that `t` is a tensor and return it as floating point (integer tensors become float32)."
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; wrap it with torch.as_tensor(...)")
-    return t if t.is_floating_point() else t.float()
-
-def _check_last(t, n, name):
-    "Check that the last dimension of `t` has size `n`."
-    if t.ndim == 0 or t.shape[-1] != n:
-        raise ValueError(f"{name} must have shape (..., {n}), got {tuple(t.shape)}")
-
-def _check_stride(stride):
-    if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride > 0):
-        raise ValueError(f"stride must be a positive finite number (input size / feature size), got {stride!r}")
+from .checks import as_float, as_float_last, check_last, check_stride, check_boxes
 
 # %% ../nbs/00_shift.ipynb #31b59e9d
 def box_centers(boxes):
     "Geometric centres of `boxes` (..., 4) as `(x1, y1, x2, y2)` -> (..., 2) `(ctx, cty)`, same units as the boxes."
-    boxes = _as_float(boxes, "boxes")
-    _check_last(boxes, 4, "boxes")
+    boxes = check_last(as_float(boxes, "boxes"), 4, "boxes")
     return (boxes[..., :2] + boxes[..., 2:]) / 2
 
 # %% ../nbs/00_shift.ipynb #5678d6bd
-def _check_boxes(boxes):
-    "Validate (..., 4) boxes: finite and not inverted. Returns them as float."
-    boxes = _as_float(boxes, "boxes")
-    _check_last(boxes, 4, "boxes")
-    bad = ~torch.isfinite(boxes).all(-1) | (boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
-    if bad.any():
-        idx = bad.reshape(-1).nonzero().flatten()[:10].tolist()
-        raise ValueError(f"boxes must be finite with x2 >= x1 and y2 >= y1 (x1, y1, x2, y2 order); bad flat indices {idx}. "
-                         "Fix the box order or drop them first (see targets.clean_boxes).")
-    return boxes
-
 def encode_centripetal_shift(boxes, stride=4.0, min_dist=1e-2):
     """Eq. 1: centripetal-shift targets of `boxes` (N, 4) `(x1, y1, x2, y2)` in input pixels.
 
     Returns `(cs_tl, cs_br)`, each (N, 2) in `(x, y)` order: log of the float corner-to-centre distance in feature units
     (pixels / `stride`). The distance is clamped to at least `min_dist` before the log, so zero-size boxes give
     `log(min_dist)` and never `-inf`. Works for any leading shape (..., 4) -> (..., 2)."""
-    _check_stride(stride)
+    check_stride(stride)
     if not min_dist > 0: raise ValueError(f"min_dist must be > 0 (it keeps log finite), got {min_dist!r}")
-    boxes = _check_boxes(boxes)
+    boxes = check_boxes(as_float(boxes, "boxes"), ordered=True)
     ct = box_centers(boxes)
     d_tl = (ct - boxes[..., :2]) / stride
     d_br = (boxes[..., 2:] - ct) / stride
@@ -68,10 +43,8 @@ def decode_centripetal_shift(tl_xy, cs_tl, br_xy, cs_br, stride=4.0):
     `tl_xy`, `br_xy` (..., 2): corner positions in input pixels, `(x, y)`; `cs_tl`, `cs_br` (..., 2): predicted log shifts.
     Returns `(tl_ctr, br_ctr)` (..., 2) in input pixels: `tl + s*exp(cs_tl)` and `br - s*exp(cs_br)`. Shifts are clamped to
     at most `MAX_LOG_SHIFT` before exp so nothing overflows; NaN inputs give NaN centres (treated as outside by the matcher)."""
-    _check_stride(stride)
-    names = ("tl_xy", "cs_tl", "br_xy", "cs_br")
-    tl_xy, cs_tl, br_xy, cs_br = (_as_float(t, n) for t, n in zip((tl_xy, cs_tl, br_xy, cs_br), names))
-    for t, n in zip((tl_xy, cs_tl, br_xy, cs_br), names): _check_last(t, 2, n)
+    check_stride(stride)
+    tl_xy, cs_tl, br_xy, cs_br = as_float_last((tl_xy, cs_tl, br_xy, cs_br), ("tl_xy", "cs_tl", "br_xy", "cs_br"), 2)
     tl_ctr = tl_xy + stride * cs_tl.clamp(max=MAX_LOG_SHIFT).exp()
     br_ctr = br_xy - stride * cs_br.clamp(max=MAX_LOG_SHIFT).exp()
     return tl_ctr, br_ctr
@@ -82,8 +55,8 @@ def encode_guiding_shift(boxes, stride=4.0):
 
     Returns `(gs_tl, gs_br)`, each (N, 2) `(x, y)`: `gs_tl = ct/s - floor(tl/s)`, `gs_br = floor(br/s) - ct/s`
     (the bottom-right form follows the public code: integer corner minus centre). Any leading shape (..., 4) -> (..., 2)."""
-    _check_stride(stride)
-    boxes = _check_boxes(boxes)
+    check_stride(stride)
+    boxes = check_boxes(as_float(boxes, "boxes"), ordered=True)
     ct = box_centers(boxes) / stride
     return ct - torch.floor(boxes[..., :2] / stride), torch.floor(boxes[..., 2:] / stride) - ct
 
@@ -93,10 +66,9 @@ def decode_guiding_shift(tl_cell, gs_tl, br_cell, gs_br, stride=4.0):
     `tl_cell`, `br_cell` (..., 2): integer feature-cell coordinates `(x, y)` of the corners (any dtype);
     `gs_tl`, `gs_br` (..., 2): guiding shifts in feature units. Returns `(tl_ctr, br_ctr)` (..., 2) in input pixels:
     `(tl_cell + gs_tl) * s` and `(br_cell - gs_br) * s`."""
-    _check_stride(stride)
+    check_stride(stride)
     names = ("tl_cell", "gs_tl", "br_cell", "gs_br")
-    tl_cell, gs_tl, br_cell, gs_br = (_as_float(t, n) for t, n in zip((tl_cell, gs_tl, br_cell, gs_br), names))
-    for t, n in zip((tl_cell, gs_tl, br_cell, gs_br), names): _check_last(t, 2, n)
+    tl_cell, gs_tl, br_cell, gs_br = as_float_last((tl_cell, gs_tl, br_cell, gs_br), names, 2)
     return (tl_cell + gs_tl) * stride, (br_cell - gs_br) * stride
 
 # %% ../nbs/00_shift.ipynb #a690f5bd
@@ -105,7 +77,7 @@ def plot_shifts(box, stride=4.0, mu=1 / 2.1, ax=None):
     solid), guiding shifts (Eq. 7, dashed) and the central region scaled by `mu` (Figure 3 style). Returns the figure."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-    box = _check_boxes(torch.as_tensor(box, dtype=torch.float32).reshape(1, 4))
+    box = check_boxes(torch.as_tensor(box, dtype=torch.float32).reshape(1, 4), ordered=True)
     cs_tl, cs_br = encode_centripetal_shift(box, stride)
     gs_tl, gs_br = encode_guiding_shift(box, stride)
     tl, br = box[0, :2], box[0, 2:]

@@ -86,13 +86,15 @@ def clean_boxes(boxes, labels, image_hw):
     return clipped[keep], labels[keep], int(changed.sum()), int((~keep).sum())
 
 # %% ../nbs/06_targets.ipynb #fc0cf65a
+from .checks import check_boxes, check_stride
+
 _OBJ_KEYS = ("tl_ind", "br_ind", "ct_ind", "tl_off", "br_off", "ct_off", "tl_cs", "br_cs", "tl_gs", "br_gs",
              "tl_ctr", "br_ctr", "wh", "labels", "boxes")
 _HEAT_KEYS = ("tl_heat", "br_heat", "ct_heat")
 
 def _check_render_inputs(boxes, labels, num_classes, feat_hw):
-    if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must be a (N, 4) tensor, got {getattr(boxes, 'shape', type(boxes))}")
+    "The inputs of `render_targets`: boxes (N, 4) of positive size, labels (N,) in [0, num_classes), feat_hw (H, W)."
+    if check_boxes(boxes).ndim != 2: raise ValueError(f"boxes must be a (N, 4) tensor, got {tuple(boxes.shape)}")
     if not isinstance(labels, torch.Tensor) or labels.shape != (boxes.shape[0],):
         raise ValueError(
             f"labels must be a (N,) tensor with N = {boxes.shape[0]}, got {getattr(labels, 'shape', type(labels))}"
@@ -119,7 +121,7 @@ def render_targets(boxes, labels, num_classes, feat_hw, stride=4.0, min_overlap=
     (N,) integer classes in [0, num_classes), `feat_hw` (H, W) of the feature map. Returns a dict: heatmaps (C, H,
     W), `*_ind` (N,) long flat indices y*W + x, `*_off` / `*_cs` / `*_gs` / `*_ctr` / `wh` (N, 2) `(x, y)` in feature
     units, `labels` (N,), `boxes` (N, 4). Zero boxes give empty (0, ...) tensors and zero heatmaps."""
-    if not (isinstance(stride, (int, float)) and stride > 0): raise ValueError(f"stride must be > 0, got {stride!r}")
+    check_stride(stride)
     _check_render_inputs(boxes, labels, num_classes, feat_hw)
     H, W = int(feat_hw[0]), int(feat_hw[1])
     boxes = boxes if boxes.is_floating_point() else boxes.float()
