@@ -120,12 +120,10 @@ def run_demo(n_boxes=12, image_size=512, seed=0, emb_gap=0.2, emb_noise=0.05, sh
                                    abr.tolist()))[:rows]:
             p(f"  {_fmt_box(b)}  {_owner_text(t, r):>10}  {s:5.3f}")
     if plot is not None:
-        import matplotlib.pyplot as plt
         from centripetal.explore import draw_compare
         fig = draw_compare(crowd_image(boxes, image_size, seed), cmp,
                            title=f"{n_boxes} look-alike boxes, maps rendered from the ground truth (not a trained network)")
-        fig.savefig(plot, dpi=100)
-        plt.close(fig)
+        fig.savefig(plot, dpi=100)                        # draw_compare's figure is closed already
         p("")
         p(f"picture of both matchers: {plot}")
     return dict(candidates=n_cand, rejected=c["n_rejected"], kept=c["n_kept"], found=c["n_found"], wrong=c["n_wrong"],

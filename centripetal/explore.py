@@ -190,6 +190,7 @@ def draw_match(image, result, ax=None, table=True, max_kept=30, max_rejected=8, 
     cfg, tax = result["cfg"], None
     if ax is None:
         fig = plt.figure(figsize=(12, 6.6) if table else (6.6, 6.6))
+        plt.close(fig)        # closed, not gone: Jupyter shows it once (as a cell's value), widget redraws leave none open
         if table:
             ax, tax = fig.add_axes((0.01, 0.12, 0.55, 0.82)), fig.add_axes((0.58, 0.02, 0.41, 0.92))
             max_kept, max_rejected = _fit_rows(result, tax, fontsize, max_kept, max_rejected)
@@ -409,6 +410,7 @@ def draw_compare(image, cmp, title=None):
     if not (isinstance(cmp, dict) and {"ae", "centripetal"} <= set(cmp) and "wrong" in cmp["ae"]):
         raise TypeError("cmp must be the dict returned by compare_matchers(...)")
     fig, axs = plt.subplots(1, 2, figsize=(12, 6.6))
+    plt.close(fig)            # closed, not gone: Jupyter shows it once (as a cell's value), widget redraws leave none open
     fig.subplots_adjust(left=0.01, right=0.99, top=0.88, bottom=0.08, wspace=0.03)
     names = {"ae": f"associative embedding (CornerNet): embeddings within {cmp['ae']['cfg'].ae_thresh:g}",
              "centripetal": f"centripetal shift: both centres in the central region (μ {cmp['centripetal']['cfg'].mu_large:.3f}"
@@ -457,7 +459,6 @@ def explorer(sample=None, outputs=None, noise=0.2, stride=4.0, cfg=DecodeConfig(
     None until the second tab is shown) and `box.figure()`, `box.compare_figure()` (static figures of the current state)."""
     import ipywidgets as W
     from IPython.display import display
-    import matplotlib.pyplot as plt
     sample = shapes_sample() if sample is None else sample
     index = most_crowded(sample) if index is None else index
     _check_index({"tl_heat": torch.zeros(len(sample["images"]), 1, 1, 1)}, index)
@@ -508,7 +509,6 @@ def explorer(sample=None, outputs=None, noise=0.2, stride=4.0, cfg=DecodeConfig(
         fig = box.figure() if i == 0 else box.compare_figure()
         views[i].clear_output(wait=True)
         with views[i]: display(fig)
-        plt.close(fig)
         dirty.discard(i)
 
     def update(*_):
