@@ -476,12 +476,13 @@ def explorer(sample=None, outputs=None, noise=0.2, stride=4.0, cfg=DecodeConfig(
     pick = W.Dropdown(options=[(f"image {i} ({len(b)} objects)", i) for i, b in enumerate(sample["boxes"])], value=index,
                       description="image")
     info, ap_label, ap_button = W.Label(), W.HTML(ap_text()[0]), W.Button(description="Compute AP")
-    ae_slider = dict(min=0.05, max=1.5, step=0.05, continuous_update=False, readout_format=".2f")
+    ae_slider = dict(min=0.05, max=1.5, step=0.05, continuous_update=False, readout_format=".2f",
+                     style=dict(description_width="initial"))
     ae_thresh = W.FloatSlider(value=cfg.ae_thresh, description="AE threshold", **ae_slider)
     ae_gap_w = W.FloatSlider(value=ae_gap, description="AE gap", **ae_slider)
     compare_info, views = W.Label(), [W.Output(), W.Output()]
     tabs = W.Tab(children=[views[0], W.VBox([W.HBox([ae_thresh, ae_gap_w]), compare_info, views[1]])],
-                 titles=("kept and rejected pairs", "embedding vs centripetal (Figure 1)"))
+                 titles=("kept / rejected", "Figure 1 view"))
     box = W.VBox([W.HBox([mu_l, mu_s]), W.HBox([area, pick]), info, W.HBox([ap_button, ap_label]), tabs])
     box.mu_large, box.mu_small, box.area, box.image, box.info, box.ap_button, box.ap_label = \
         mu_l, mu_s, area, pick, info, ap_button, ap_label
