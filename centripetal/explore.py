@@ -128,13 +128,13 @@ def pair_rows(result, idx):
     rows = [f"{'':4}{'':5}{'pair':>5} {w:>6} {'score':>5} {'box μ':>5} {'needs μ≥':>8}"]
     for i in idx.tolist():
         need = result["mu_needed"][i].item()
-        need = f"{need:8.3f}" if need <= 1 else f"{'never':>8}"
+        need = f"{need:8.3f}" if need <= 1 else f"{'never':>8}" if need < math.inf else f"{'–':>8}"   # –: no centres
         rows.append(f"{'':4}{'kept' if result['kept'][i] else 'rej.':5}{result['pair_scores'][i].item():5.2f} "
                     f"{result['weights'][i].item():6.2f} {result['scores'][i].item():5.2f} "
                     f"{result['mu'][i].item():5.3f} {need}")
     return rows
 
-# %% ../nbs/14_explore.ipynb #eb38fe20
+# %% ../nbs/14_explore.ipynb #421c9795
 KEPT_COLOUR, REJECTED_COLOUR, WRONG_COLOUR = "#2bd92b", "#e8262b", "#ff00ff"
 
 def _outlined(lw):
@@ -221,7 +221,8 @@ def draw_match(image, result, ax=None, table=True, max_kept=30, max_rejected=8, 
         i = idx[sel]
         if len(i) == 0: continue
         _draw_boxes(ax, boxes[i], colour, style, lw, z=z)
-        _draw_boxes(ax, result["regions"][i], colour, ":", 1.0, z=z)
+        if result["tl_ctr"][i].isfinite().all():          # matchers without centres have no central region test
+            _draw_boxes(ax, result["regions"][i], colour, ":", 1.0, z=z)
         for pts, marker in ((result["tl_ctr"][i], "o"), (result["br_ctr"][i], "x")):
             ax.plot(*pts.T.numpy(), marker, color=colour, ms=4 if marker == "o" else 5, mew=1.5, ls="", zorder=z + 2,
                     path_effects=_outlined(1))
