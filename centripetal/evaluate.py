@@ -306,6 +306,6 @@ def main_evaluate(argv=None) -> int:
     return 0
 
 # %% ../nbs/13_evaluate.ipynb #356dd90d
-if __name__ == "__main__":
-    import sys
+import sys
+if __name__ == "__main__" and "ipykernel" not in sys.modules:   # `python -m centripetal.evaluate`, not a notebook
     sys.exit(main_evaluate())

@@ -576,6 +576,7 @@ def main_train(argv=None) -> int:
         for split in ("train", "val"):
             try:
                 with open(train_cfg.path(f"{split}_ann")) as f: d = json.load(f)
+                if not isinstance(d, dict): continue          # not COCO: the dataset names the file and the fix
                 log.info(
                     "%s set: %d images, %d annotations", split, len(d.get("images", [])), len(d.get("annotations", []))
                 )
@@ -590,5 +591,5 @@ def main_train(argv=None) -> int:
     return 0
 
 # %% ../nbs/12_train.ipynb #a6e795d9
-if __name__ == "__main__":
+if __name__ == "__main__" and "ipykernel" not in sys.modules:   # `python -m centripetal.train`, not a notebook
     sys.exit(main_train())
