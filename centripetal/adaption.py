@@ -13,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+from .checks import check_corner
+
 # %% ../nbs/03_adaption.ipynb #07088d0d
 DEFORM_IMPLS = ("auto", "torchvision", "fast")
 _deform_cpu = torchvision.ops.deform_conv2d     # what 'auto' runs on the CPU; "Making it fast" swaps in the faster one
@@ -111,15 +113,11 @@ class DCNAdaption(nn.Module):
         return F.relu(self.dcn(feat, self.offset_field(feat)))
 
 # %% ../nbs/03_adaption.ipynb #d8d28292
-def _check_corner(corner):
-    if corner not in ("tl", "br"): raise ValueError(f"corner must be 'tl' or 'br', got {corner!r}")
-    return corner
-
 def roi_conv_offsets(size, corner="tl", kernel=3):
     """RoI-conv offsets (B, 2k², H, W), (dy, dx) per tap, that put a k×k kernel's taps on a regular grid over the box
     spanned by each location as a `corner` ('tl': box extends right/down, 'br': left/up) with `size` (B, 2, H, W) = (w, h)
     in feature units (negative sizes are clamped to 0)."""
-    _check_corner(corner)
+    check_corner(corner)
     if kernel < 2: raise ValueError(f"kernel must be >= 2 for a grid over the box, got {kernel}")
     if not isinstance(size, torch.Tensor) or size.ndim != 4 or size.shape[1] != 2:
         raise ValueError(f"size must be a (B, 2, H, W) tensor of (w, h), got {tuple(getattr(size, 'shape', ()))}")
@@ -140,7 +138,7 @@ class RoIConvAdaption(nn.Module):
 
     def __init__(self, ch=256, corner="tl", kernel=3, impl="auto"):
         super().__init__()
-        self.corner, self.kernel = _check_corner(corner), kernel
+        self.corner, self.kernel = check_corner(corner), kernel
         self.dcn = DeformConv2d(ch, ch, kernel, std=0.01, impl=impl)
 
     def offset_field(self, feat, guide=None):
@@ -177,7 +175,7 @@ ADAPTIONS = ("cross_star", "dcn", "roi_conv", "none")
 
 def make_adaption(kind, ch=256, corner="tl", impl="auto", relu=True):
     "Feature-adaption module for `kind` in ('cross_star', 'dcn', 'roi_conv', 'none'); `corner` matters for 'roi_conv' only."
-    _check_corner(corner)
+    check_corner(corner)
     if kind == "cross_star": return CrossStarAdaption(ch, impl=impl, relu=relu)
     if kind == "dcn": return DCNAdaption(ch, impl=impl)
     if kind == "roi_conv": return RoIConvAdaption(ch, corner, impl=impl)
@@ -203,7 +201,7 @@ def sampling_points(module, feat, guide, y, x, b=0):
 def cross_star_map(hw=(48, 48), box=(14, 12, 38, 32), corner="tl"):
     """A hand-built corner-pooled-looking map (H, W) for `box` (x1, y1, x2, y2) in feature units: a weak box interior,
     its border, and the two border lines through the `corner` extended to the image edge (the 'cross star')."""
-    _check_corner(corner)
+    check_corner(corner)
     H, W = hw
     x1, y1, x2, y2 = box
     ys, xs = torch.arange(H, dtype=torch.float32).view(H, 1), torch.arange(W, dtype=torch.float32).view(1, W)
@@ -220,7 +218,7 @@ def border_prior_weight(corner="tl", reach=(0.5, 1.0, 1.5, -0.5), dtype=torch.fl
     """A hand-set cross-star offset weight (18, 2, 1, 1): tap 4 stays at the corner, four taps move along the horizontal
     border arm and four along the vertical one, by `reach` times the guiding shift (positive: towards the centre,
     negative: along the arm beyond the corner). Rows are (dy, dx) per tap, columns the guide's (x, y); 'br' mirrors the signs."""
-    _check_corner(corner)
+    check_corner(corner)
     if len(reach) != 4: raise ValueError(f"reach must hold 4 numbers (one per tap on an arm), got {reach!r}")
     sign = 1.0 if corner == "tl" else -1.0
     along_x = list(zip((1, 2, 5, 3), reach))   # taps on the horizontal arm: dx = r * dx_guide

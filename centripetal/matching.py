@@ -15,15 +15,10 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from .checks import check_last, check_map
 from .shift import decode_centripetal_shift, decode_guiding_shift
 
 # %% ../nbs/01_matching.ipynb #ae12e9ca
-def _check_last(t, n, name):
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}; wrap it with torch.as_tensor(...)")
-    if t.ndim == 0 or t.shape[-1] != n:
-        raise ValueError(f"{name} must have shape (..., {n}), got {tuple(t.shape)}")
-
 def _check_mu(mu):
     "`mu` must lie in (0, 1]: 0 would make the region a point, above 1 larger than the box."
     bad = (mu <= 0) | (mu > 1) | (mu != mu) if isinstance(mu, torch.Tensor) else not (0 < mu <= 1)
@@ -35,7 +30,7 @@ def central_region(boxes, mu):
 
     `mu`: a float or a tensor broadcastable to `boxes[..., 0]`, each in (0, 1]. Returns (..., 4) `(ctx, cty, cbrx, cbry)`
     in the units of `boxes`."""
-    _check_last(boxes, 4, "boxes")
+    check_last(boxes, 4, "boxes")
     _check_mu(mu)
     ctr = (boxes[..., :2] + boxes[..., 2:]) / 2
     half = (boxes[..., 2:] - boxes[..., :2]) / 2
@@ -46,7 +41,7 @@ def central_region(boxes, mu):
 def mu_for_boxes(boxes, area_thresh=3500., mu_large=1 / 2.1, mu_small=1 / 2.4, swapped=False):
     """The paper's μ rule (Section 4.1): `mu_large` for boxes (..., 4) whose area in input pixels exceeds `area_thresh`,
     else `mu_small`. `swapped=True` gives the original code's reverse assignment. Returns (...) in the boxes' dtype."""
-    _check_last(boxes, 4, "boxes")
+    check_last(boxes, 4, "boxes")
     _check_mu(mu_large); _check_mu(mu_small)
     if swapped: mu_large, mu_small = mu_small, mu_large
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
@@ -69,7 +64,7 @@ def eq5_weight(tl_ctr, br_ctr, region):
     """Eq. 5: score weight of corner pairs. `tl_ctr`, `br_ctr` (..., 2) decoded centres `(x, y)`, `region` (..., 4)
     central regions (Eq. 3–4), all broadcastable and in the same units. Returns (...) in [0, 1]: `exp(-|dx||dy| / region
     area)` where both centres lie inside the region, else 0 (NaN centres count as outside)."""
-    _check_last(tl_ctr, 2, "tl_ctr"); _check_last(br_ctr, 2, "br_ctr"); _check_last(region, 4, "region")
+    check_last(tl_ctr, 2, "tl_ctr"); check_last(br_ctr, 2, "br_ctr"); check_last(region, 4, "region")
     ok = _inside(tl_ctr, region) & _inside(br_ctr, region)
     w = torch.exp(-_centre_ratio(tl_ctr, br_ctr, region))
     return torch.where(ok, w, torch.zeros_like(w))
@@ -78,18 +73,13 @@ def eq5_weight(tl_ctr, br_ctr, region):
 def hard_weight(tl_ctr, br_ctr, region, thresh=0.5):
     """The released code's rule in place of Eq. 5: 1 where both centres (..., 2) are inside `region` (..., 4) and the
     centres' rectangle area / region area <= `thresh`, else 0. Returns (...) in the centres' dtype."""
-    _check_last(tl_ctr, 2, "tl_ctr"); _check_last(br_ctr, 2, "br_ctr"); _check_last(region, 4, "region")
+    check_last(tl_ctr, 2, "tl_ctr"); check_last(br_ctr, 2, "br_ctr"); check_last(region, 4, "region")
     ok = _inside(tl_ctr, region) & _inside(br_ctr, region) & (_centre_ratio(tl_ctr, br_ctr, region) <= thresh)
     return ok.to(torch.promote_types(tl_ctr.dtype, br_ctr.dtype))
 
 # %% ../nbs/01_matching.ipynb #7f067441
 def _check_heat(heat, name="heat"):
-    if not isinstance(heat, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor (B, C, H, W), got {type(heat).__name__}")
-    if heat.ndim != 4 or 0 in heat.shape:
-        raise ValueError(f"{name} must have shape (B, C, H, W) with no empty dimension, got {tuple(heat.shape)}")
-    if not heat.is_floating_point():
-        raise TypeError(f"{name} must be floating point, got {heat.dtype}")
+    return check_map(heat, name, ndim=4, nonempty=True)
 
 def peak_topk_maxpool(heat, k, kernel=3):
     """CornerNet's peak extraction, the reference: `kernel`×`kernel` max pool, keep cells equal to their pooled value,
