@@ -66,6 +66,7 @@ def parse_args(argv=None):
     a("--profile-steps", type=int, default=3, help="steps in the torch.profiler breakdown (0: no breakdown; default 3)")
     a("--channels-last", choices=["profile", "on", "off"], default="profile", help="memory format (default: the profile's)")
     a("--peak-size", type=int, help="matmul side for the peak (default 2048 fp32 / 1024 16-bit on the CPU, 8192 on CUDA)")
+    a("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True (training leaves it off)")
     a("--data", help="an existing shapes folder (train.json + images/); default: generate a few images in a temporary folder")
     a("--seed", type=int, default=0)
     a("--markdown", metavar="OUT", help="also write the Markdown to this file")
@@ -321,7 +322,7 @@ def install_ranges(w: Wrapped, setup: dict):
     import centripetal.model as M
     model, opt = setup["model"], setup["optimizer"]
     w.wrap(model, "forward_maps", "forward: backbone + heads", "CentripetalNet.forward_maps")
-    w.wrap(model.mask, "forward", "forward: mask head", "MaskHead.forward")
+    if getattr(model, "mask", None) is not None: w.wrap(model.mask, "forward", "forward: mask head", "MaskHead.forward")
     w.wrap(M, "_render_batch", "target rendering", "centripetal.model._render_batch")
     for fn in ("stack_losses", "mask_loss"):
         w.wrap(M, fn, "loss terms", f"centripetal.model.{fn}")
@@ -384,13 +385,20 @@ def step_total(prof) -> float:
 
 
 def device_time_us(prof) -> float:
-    "µs the profiled steps spent in CUDA kernels and copies (sum of device self times)."
-    total = 0.0
-    for e in prof.key_averages():
-        v = getattr(e, "self_device_time_total", None)
-        if v is None: v = getattr(e, "self_cuda_time_total", 0.0)
-        total += v
-    return total
+    """µs during which the profiled steps kept the GPU busy: the union of the intervals of the CUDA events (kernels, copies,
+    memsets) the profiler recorded, so kernels overlapping on several streams count once. The device-side copies of the
+    record_function ranges (user annotations spanning a phase's first to last kernel, gaps included) are left out."""
+    from torch.autograd import DeviceType
+    def is_work(e):
+        return (e.device_type == DeviceType.CUDA and not e.name.startswith(PREFIX) and not getattr(e, "is_user_annotation", False)
+                and "annotation" not in str(getattr(e, "activity_type", "")))
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if is_work(e))
+    busy, end = 0.0, float("-inf")
+    for s, t in spans:
+        if t <= end: continue
+        busy += t - max(s, end)
+        end = t
+    return busy
 
 
 # -------------------------------------------------------------------------------------------------------------- reporting
@@ -409,7 +417,8 @@ def describe(setup: dict) -> str:
             f"{c.num_classes} classes, {n_par:.2f} M parameters, random init. Batch {setup['batch']} × {setup['size']}² crops "
             f"({'crops inside' if t.crop_inside else 'crop-pad'} the generated {MODELS[setup['name']]['image_size']}-px shapes "
             f"images, scales {list(t.crop_scales)}, masks {'on' if t.with_masks else 'off'}), "
-            f"{'channels-last' if setup['channels_last'] else 'NCHW'}, {setup['precision']}, step = {setup['step_name']}.")
+            f"{'channels-last' if setup['channels_last'] else 'NCHW'}, {setup['precision']}"
+            f"{', cudnn.benchmark' if setup.get('cudnn_benchmark') else ''}, step = {setup['step_name']}.")
 
 
 def utilisation_table(setup, flops, times, peaks) -> list:
@@ -463,7 +472,7 @@ def run_model(args, name: str, device, tmp: Path) -> list:
     "Measure model `name`; returns its Markdown lines."
     import torch
     setup = build(args, name, device, tmp)
-    setup["precision"] = args.precision
+    setup["precision"], setup["cudnn_benchmark"] = args.precision, args.cudnn_benchmark
     load0 = load_average()
     n_batches = 2
     batches = [to_device_batch(setup, load_batch(setup, i), device) for i in range(n_batches)]
@@ -509,6 +518,7 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_utilisation.py: --device cuda but torch.cuda.is_available() is False; use --device cpu (or auto)")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+    if args.cudnn_benchmark: torch.backends.cudnn.benchmark = True
     if args.threads: torch.set_num_threads(args.threads)
     elif device.type == "cpu": torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     names = ["small", "hourglass104"] if args.model == "both" else [args.model]

@@ -5,20 +5,22 @@
 #      of a step and the share of step time in CUDA kernels;
 #   2. a short small-model training: centripetal train --profile cpu --device cuda --max-steps N on freshly generated shapes
 #      data (the 200 validation images are the profile's; fewer training images than the profile, which does not change speed);
-#   3. the evaluation of the 200 validation images with the cpu profile's test settings (flip, masks), timed.
-# The stages run in that order of priority, each under what is left of --budget seconds, so a slow stage cannot push the
-# whole call past the device's limit; a stage that fails or times out is reported and the next one runs.
+#   3. the evaluation of the 200 validation images with the cpu profile's test settings (flip, masks), timed;
+#   4. if time is left: Hourglass-104 bf16 again with channels-last and cudnn.benchmark (what issue #13's item 2 would use).
+# The stages run in order of priority (small fp32, Hourglass-104 bf16 then fp32, training, evaluation, small bf16, then 4.),
+# each under what is left of --budget seconds, so a slow stage cannot push the whole call past the device's limit; a stage
+# that fails or times out is reported and the next one runs. The data is generated in the background meanwhile.
 #
 #   bash benchmarks/gpu_check.sh                          # on the GPU machine: writes $OUT (or ./gpu_check_out)
 #   bash benchmarks/gpu_check.sh --out /tmp/gc --train-steps 400
-#   bash benchmarks/gpu_check.sh --device cpu --tiny      # the same stages at tiny sizes on the CPU (smoke test, ~1-2 min)
+#   bash benchmarks/gpu_check.sh --device cpu --tiny      # the same stages at tiny sizes on the CPU (smoke test, ~80 s of CPU time)
 #   bash benchmarks/gpu_check.sh --device cpu --tiny --with-hg104   # plus Hourglass-104 at batch 2 × 128 (~4 min on 2 cores)
 set -u -o pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT:-$ROOT/gpu_check_out}"
-DEVICE=cuda TINY=0 WITH_HG104=auto BUDGET=540 TRAIN_STEPS=300 PY="${PYTHON:-python}"
+DEVICE=cuda TINY=0 WITH_HG104=auto BUDGET=540 TRAIN_STEPS=300 PY="${PYTHON:-$(command -v python || command -v python3)}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_DIR="$2"; shift 2 ;;
@@ -115,6 +117,12 @@ if [ "$DEVICE" = cuda ] || [ "$TINY" = 1 ]; then
   run_stage "utilisation: small bf16" 120 "$OUT_DIR/utilisation_small_bf16.log" \
     "${BENCH[@]}" --model small --precision bf16 "${SMALL[@]}" --markdown "$OUT_DIR/utilisation_small_bf16.md"
 fi
+# what item 2 of the issue would switch on (channels-last, cuDNN autotuning), if the budget still allows
+if [ "$WITH_HG104" = 1 ] && [ "$DEVICE" = cuda ]; then
+  run_stage "utilisation: hourglass104 bf16, channels-last + cudnn.benchmark" 120 \
+    "$OUT_DIR/utilisation_hourglass104_bf16_cl.log" "${BENCH[@]}" --model hourglass104 --precision bf16 "${HG[@]}" \
+    --channels-last on --cudnn-benchmark --profile-steps 0 --markdown "$OUT_DIR/utilisation_hourglass104_bf16_cl.md"
+fi
 
 # ------------------------------------------------------------------------------------------------------------ the summary
 {
@@ -158,7 +166,7 @@ print(f"{m['images']} images, flip={m['flip']}: prediction {m['seconds']:.1f} s 
 EOF
     echo
   fi
-  for run in small_fp32 hourglass104_bf16 hourglass104_fp32 small_bf16; do
+  for run in small_fp32 hourglass104_bf16 hourglass104_fp32 small_bf16 hourglass104_bf16_cl; do
     f="$OUT_DIR/utilisation_$run.md"
     [ -f "$f" ] || continue
     echo; sed -n '/^## /,$p' "$f"

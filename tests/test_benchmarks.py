@@ -132,3 +132,14 @@ def test_gpu_check_rejects_bad_options(tmp_path):
     assert r.returncode == 2 and "--device must be cuda or cpu" in r.stderr
     r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--tiny" in r.stdout
+
+
+def test_device_time_is_the_union_of_kernels():
+    from torch.autograd import DeviceType
+    b = _load_bench()
+    def ev(name, s, t, dev=DeviceType.CUDA, **kw):
+        e = _event(name, s, t); e.device_type = dev; e.__dict__.update(kw); return e
+    events = [ev("k1", 0, 10), ev("k2", 5, 12), ev("k3", 20, 30), ev("aten::mm", 0, 100, DeviceType.CPU),
+              ev(b.PREFIX + "backward", 0, 30), ev("range", 0, 30, is_user_annotation=True),
+              ev("ann", 0, 30, activity_type="gpu_user_annotation")]
+    assert b.device_time_us(types.SimpleNamespace(events=lambda: events)) == 12 + 10
