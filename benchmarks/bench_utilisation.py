@@ -468,42 +468,49 @@ def breakdown_table(setup, own: dict, step_us: float, n: int, wall: float, missi
 
 
 # ------------------------------------------------------------------------------------------------------------------- main
-def run_model(args, name: str, device, tmp: Path) -> list:
-    "Measure model `name`; returns its Markdown lines."
+def run_model(args, name: str, device, tmp: Path, emit):
+    "Measure model `name`, handing its Markdown lines to `emit` as soon as each table is ready."
     import torch
     setup = build(args, name, device, tmp)
     setup["precision"], setup["cudnn_benchmark"] = args.precision, args.cudnn_benchmark
     load0 = load_average()
-    n_batches = 2
-    batches = [to_device_batch(setup, load_batch(setup, i), device) for i in range(n_batches)]
+    batches = [to_device_batch(setup, load_batch(setup, i), device) for i in range(2)]
     try: flops = count_flops(setup, batches[0], device)
     except ValueError as e:
         if "more than 1 value per channel" not in str(e): raise
         raise SystemExit(f"bench_utilisation.py: {name} at batch {setup['batch']} × {setup['size']}² leaves a 1×1 map at the "
                          "hourglass's innermost BatchNorm, which cannot train on one value; use --batch 2 or more, or a larger --size")
-    peaks_before = matmul_peaks(device, args.precision, args.peak_size or default_peak(device, args.precision))
+    n_peak = args.peak_size or default_peak(device, args.precision)
+    peaks_before = matmul_peaks(device, args.precision, n_peak)
     times = time_steps(setup, batches, device, args.warmup, args.steps)
-    peaks_after = matmul_peaks(device, args.precision, args.peak_size or default_peak(device, args.precision))
+    peaks_after = matmul_peaks(device, args.precision, n_peak)
     peaks = [(l, max(a, b)) for (l, a), (_, b) in zip(peaks_before, peaks_after)]
-    md = [f"## Utilisation: {name}, {device.type}, {args.precision}", "",
+    emit([f"## Utilisation: {name}, {device.type}, {args.precision}", "",
           f"{machine_line(torch, device)}; 1-min load average {load0} at the start.", "", describe(setup), "",
-          *utilisation_table(setup, flops, times, peaks), ""]
+          *utilisation_table(setup, flops, times, peaks), ""])
     if args.profile_steps:
-        first = args.warmup + args.steps
-        prof, wall, missing = profiled_steps(setup, device, args.profile_steps, first, phases=True)
-        lines, summary, _ = breakdown_table(setup, phase_times(prof), step_total(prof), args.profile_steps, wall, missing)
-        md += [f"### Where the step goes (torch.profiler, {args.profile_steps} step(s), ranges wrapped around the model's "
-               f"sub-calls from outside{'; each range synchronises CUDA' if device.type == 'cuda' else ''})", "",
-               *lines, "", *summary, ""]
-        if device.type == "cuda":
-            prof, wall, _ = profiled_steps(setup, device, args.profile_steps, first + args.profile_steps, phases=False)
-            busy, total = device_time_us(prof), step_total(prof)
-            md += [f"CUDA kernels (and copies): {busy / 1000 / args.profile_steps:.1f} ms of {total / 1000 / args.profile_steps:.1f}"
-                   f" ms per step = **{100 * busy / total:.1f} % of step time in CUDA kernels** (a second profiled pass "
-                   "without the phase synchronisations; issue #13's aim for the small model: ≥ 80 %).", ""]
-    md += [f"1-min load average {load_average()} at the end (other jobs on the machine make the figures noisier).", ""]
+        try: emit(breakdown(args, setup, device))
+        except Exception as e:                              # the figures above stand without the profile
+            emit([f"The torch.profiler breakdown failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", ""])
+    emit([f"1-min load average {load_average()} at the end (other jobs on the machine make the figures noisier).", ""])
     del setup, batches
     if device.type == "cuda": torch.cuda.empty_cache()
+
+
+def breakdown(args, setup: dict, device) -> list:
+    "Markdown of the profiled steps: the phase table, the host-side summary and, on CUDA, the share of time in kernels."
+    first = args.warmup + args.steps
+    prof, wall, missing = profiled_steps(setup, device, args.profile_steps, first, phases=True)
+    lines, summary, _ = breakdown_table(setup, phase_times(prof), step_total(prof), args.profile_steps, wall, missing)
+    md = [f"### Where the step goes (torch.profiler, {args.profile_steps} step(s), ranges wrapped around the model's "
+          f"sub-calls from outside{'; each range synchronises CUDA' if device.type == 'cuda' else ''})", "",
+          *lines, "", *summary, ""]
+    if device.type == "cuda":
+        prof, wall, _ = profiled_steps(setup, device, args.profile_steps, first + args.profile_steps, phases=False)
+        busy, total = device_time_us(prof) / args.profile_steps, step_total(prof) / args.profile_steps
+        md += [f"CUDA kernels (and copies): {busy / 1000:.1f} ms of {total / 1000:.1f} ms per step = **{100 * busy / total:.1f} % "
+               "of step time in CUDA kernels** (a second profiled pass without the phase synchronisations; issue #13's aim for "
+               "the small model: ≥ 80 %).", ""]
     return md
 
 
@@ -522,17 +529,20 @@ def main(argv=None) -> int:
     if args.threads: torch.set_num_threads(args.threads)
     elif device.type == "cpu": torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     names = ["small", "hourglass104"] if args.model == "both" else [args.model]
-    md = [f"# bench_utilisation.py ({time.strftime('%Y-%m-%d %H:%M %Z')})", "",
-          f"`python benchmarks/bench_utilisation.py {' '.join(sys.argv[1:] if argv is None else argv)}`", ""]
-    print("\n".join(md), flush=True)
+    md = []
+    out = Path(args.markdown) if args.markdown else None
+    if out is not None: out.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(lines):
+        "Print `lines` and rewrite --markdown with everything so far (a run killed later still leaves its tables)."
+        md.extend(lines)
+        print("\n".join(lines), flush=True)
+        if out is not None: out.write_text("\n".join(md) + "\n")
+    emit([f"# bench_utilisation.py ({time.strftime('%Y-%m-%d %H:%M %Z')})", "",
+          f"`python benchmarks/bench_utilisation.py {' '.join(sys.argv[1:] if argv is None else argv)}`", ""])
     with tempfile.TemporaryDirectory(prefix="bench_util_") as tmp:
         for name in names:
-            lines = run_model(args, name, device, Path(tmp))
-            print("\n".join(lines), flush=True)
-            md += lines
-    if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text("\n".join(md) + "\n")
+            run_model(args, name, device, Path(tmp), emit)
     return 0
 
 
