@@ -1,13 +1,15 @@
 """Smoke tests of the utilisation benchmark and the one-call GPU check script, on the CPU at tiny sizes.
 
-1. The phase arithmetic of `bench_utilisation.phase_times` (nested profiler ranges: each phase keeps only its own time) on
-   hand-made events, and `Wrapped` putting every wrapped attribute back.
+1. The arithmetic of `bench_utilisation.phase_times` (nested profiler ranges: each phase keeps only its own time) and
+   of `device_time_us` (the union of kernel intervals) on hand-made events, and `Wrapped` putting every wrapped
+   attribute back.
 2. `benchmarks/bench_utilisation.py` at batch 2 × 64 px, one step: its tables have every row, a positive FLOP count, and
    the --markdown file holds what it printed (~30 s on two quiet cores).
-3. `benchmarks/gpu_check.sh --device cpu --tiny`: every stage ok, the summary written (~80 s of CPU time: 80 s of wall time
-   on two cores shared with other jobs at load 5, up to 4-5 minutes at load 9).
-4. Only with CENTRIPETAL_SLOW=1 (as the slow notebook tests; 2-4 minutes on two cores): the benchmark on Hourglass-104 at
-   batch 2 × 128, whose backbone FLOPs per image agree with the ≈ 468 GFLOP at 511² that issue #13 quotes, scaled to 128².
+3. `benchmarks/gpu_check.sh --device cpu --tiny`: every stage ok, the summary written (~80 s of CPU time: 80 s of
+   wall time on two cores shared with other jobs at load 5, up to 4-5 minutes at load 9).
+4. Only with CENTRIPETAL_SLOW=1 (as the slow notebook tests; 2-4 minutes on two cores): the benchmark on Hourglass-104
+   at batch 2 × 128, whose backbone FLOPs per image agree with the ≈ 468 GFLOP at 511² that issue #13 quotes, scaled
+   to 128².
 """
 import importlib.util, os, re, subprocess, sys, types
 from pathlib import Path
@@ -45,7 +47,7 @@ def test_phase_times_nesting():
               _event(P + "mask proposals + RoI sampling + mask targets", 55, 60),   # nested in the loss range
               _event(P + "backward", 70, 95), _event("aten::conv2d", 12, 30),     # not ours: ignored
               _event(P + "data: load + augment", 100, 130),                      # outside the step
-              _event(P + "backward", 0, 8, thread=2)]                              # another thread: not nested in 'step'
+              _event(P + "backward", 0, 8, thread=2)]                     # another thread: not nested in 'step'
     own = b.phase_times(types.SimpleNamespace(events=lambda: events))
     assert own == {"step": 100 - 30 - 10 - 20 - 25, "forward: backbone + heads": 30, "target rendering": 10,
                    "loss terms": 15, "mask proposals + RoI sampling + mask targets": 5, "backward": 25 + 8,
@@ -70,7 +72,8 @@ def test_wrapped_restores_attributes():
 
 
 def test_bench_rejects_bad_options():
-    r = subprocess.run([sys.executable, str(BENCH), "--steps", "0"], capture_output=True, text=True, env=_env(), cwd=ROOT)
+    r = subprocess.run([sys.executable, str(BENCH), "--steps", "0"], capture_output=True, text=True, env=_env(),
+                       cwd=ROOT)
     assert r.returncode == 2 and "--steps must be >= 1" in r.stderr
 
 
@@ -82,8 +85,8 @@ def _value(out, label):
 
 def test_bench_utilisation_tiny(tmp_path):
     md = tmp_path / "util.md"
-    cmd = [sys.executable, str(BENCH), "--device", "cpu", "--batch", "2", "--size", "64", "--steps", "1", "--warmup", "0",
-           "--profile-steps", "1", "--threads", "1", "--peak-size", "512", "--markdown", str(md)]
+    cmd = [sys.executable, str(BENCH), "--device", "cpu", "--batch", "2", "--size", "64", "--steps", "1",
+           "--warmup", "0", "--profile-steps", "1", "--threads", "1", "--peak-size", "512", "--markdown", str(md)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
@@ -101,7 +104,8 @@ def test_bench_utilisation_tiny(tmp_path):
         m = re.search(r"^\| " + re.escape(phase) + r"[^|]*\| ([0-9.]+) \| \(?([0-9.]+) %\)? \|", out, re.M)
         assert m, f"no row for phase {phase!r}"
         rows[phase] = float(m.group(1))
-        assert "not separable" not in out.split(phase, 1)[1].split("\n", 1)[0], phase   # every phase found in this checkout
+        row = out.split("| " + phase, 1)[1].split("\n", 1)[0]
+        assert "not separable" not in row and "not called" not in row, phase      # every phase found and timed
     for phase in ("forward: backbone + heads", "backward", "target rendering", "optimizer (zero_grad, clip, Adam)",
                   "mask proposals + RoI sampling + mask targets", "data: load + augment"):
         assert rows[phase] > 0, phase
@@ -119,7 +123,7 @@ SLOW = pytest.mark.skipif(os.environ.get("CENTRIPETAL_SLOW") != "1",
 
 @SLOW
 def test_bench_utilisation_hourglass104_tiny(tmp_path):
-    "Hourglass-104 (the paper profile's model) at its smallest trainable size: batch 2 × 128 (~35-70 s per step on 2 cores)."
+    "Hourglass-104 (the paper profile's model) at its smallest trainable size: batch 2 × 128 (35-70 s/step here)."
     cmd = [sys.executable, str(BENCH), "--device", "cpu", "--model", "hourglass104", "--batch", "2", "--size", "128",
            "--steps", "1", "--warmup", "0", "--profile-steps", "0", "--peak-size", "512"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=900)
@@ -131,8 +135,8 @@ def test_bench_utilisation_hourglass104_tiny(tmp_path):
 
 def test_gpu_check_cpu_tiny(tmp_path):
     out = tmp_path / "gc"
-    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--tiny", "--out", str(out)],
-                       capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=900)
+    cmd = ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--tiny", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = (out / "gpu_check.md").read_text()
     for stage in ("utilisation: small fp32", "train: small, cpu profile, 2 steps", "evaluate: 8 val images",
@@ -144,9 +148,10 @@ def test_gpu_check_cpu_tiny(tmp_path):
 
 
 def test_gpu_check_rejects_bad_options(tmp_path):
-    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--device", "tpu"], capture_output=True, text=True)
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    r = subprocess.run(["bash", script, "--device", "tpu"], capture_output=True, text=True)
     assert r.returncode == 2 and "--device must be cuda or cpu" in r.stderr
-    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--help"], capture_output=True, text=True)
+    r = subprocess.run(["bash", script, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--tiny" in r.stdout
 
 
