@@ -215,8 +215,8 @@ def save_figure(fig, figures_dir, name: str, dpi: int = 110) -> Path:
     return path
 
 def run_checkpoint(runs_dir, run: str, seed: int = None):
-    """runs_dir/<run>/seed<k>/last.pt of the given seed, else of the lowest seed that has one (or runs_dir/<run>/last.pt,
-    the layout without seeds); None when there is none."""
+    """runs_dir/<run>/seed<k>/last.pt of the given seed, else of the lowest seed that has one (or
+    runs_dir/<run>/last.pt, the layout without seeds); None when there is none."""
     d = Path(runs_dir) / run
     seeds = [seed] if seed is not None else sorted(int(p.name[4:]) for p in d.glob("seed*") if p.name[4:].isdigit())
     for k in seeds:

@@ -223,14 +223,14 @@ def training_note(settings: dict, seeds=None) -> str:
     "How the runs of a reproduction were trained, in words (for captions, the claims and runs.md)."
     s = settings
     if s["protocol"] == "equal-time":
-        how = (f"**Equal-time protocol** (not the paper's): every run trains {s['time_limit_min']:g} minutes, so cheaper"
-               " variants take more steps; differences mix the idea with its speed.")
+        how = (f"**Equal-time protocol** (not the paper's): every run trains {s['time_limit_min']:g} minutes, so"
+               " cheaper variants take more steps; differences mix the idea with its speed.")
     elif s["steps"] is None: how = "Every run trains the profile's epochs (the paper's equal-training protocol)."
     else:
         stop = (f"; a time limit of {s['time_limit_min']:g} min per run is only a safety stop, reported when it fires"
                 if s["time_limit_min"] else "")
-        how = (f"Every run trains {s['steps']} steps (the paper's protocol: equal training for every row; lr ÷10 for the"
-               f" last {100 * (1 - s['lr_drop']):.0f} % of the steps{stop}).")
+        how = (f"Every run trains {s['steps']} steps (the paper's protocol: equal training for every row; lr ÷10 for"
+               f" the last {100 * (1 - s['lr_drop']):.0f} % of the steps{stop}).")
     if seeds: how += f" Seeds {' '.join(map(str, seeds))}: the same initialisation and data order for every variant."
     return how
 
@@ -279,8 +279,8 @@ def measure_timing(profile, data_root=None, out=None, steps: int = 3, eval_image
             t = update_config(t, dict(max_steps=1 + steps, log_every=1, time_limit_min=None, lr_time_steps=()))
             train(m, t, progress=False)
             wall = pd.read_csv(tmp / v["name"] / "log.csv")["wall_s"].tolist()
-            met = evaluate(tmp / v["name"] / "last.pt", path, out_dir=tmp / v["name"], device="cpu", max_images=eval_images,
-                           data_root=str(data), variant=x["variant"], progress=False)
+            evaluate(tmp / v["name"] / "last.pt", path, out_dir=tmp / v["name"], device="cpu",
+                     max_images=eval_images, data_root=str(data), variant=x["variant"], progress=False)
             info = json.loads((tmp / v["name"] / "metrics.json").read_text())
             runs[v["name"]] = dict(step_s=round((wall[-1] - wall[0]) / steps, 3),
                                    eval_image_s=round(info["seconds"] / info["images"], 3))
@@ -391,8 +391,8 @@ def full_decode_rules(runs_dir, profile, data_root=None, device="auto", force=Fa
 
 def write_all_tables(profile, results, data_root=None, device="auto", force=False, protocol=None, steps=None,
                      tables_only=False) -> dict:
-    """Every table of a reproduction from the runs' committed files (results/<profile>/runs/<run>/seed<k>/: metrics.json,
-    train.json, decode_rules.json): Tables 1-6 (mean ± sd over seeds), the decode rules (mean over the seeds of `full`),
+    """Every table of a reproduction from the runs' committed files (results/<profile>/runs/<run>/seed<k>/:
+    metrics.json, train.json, decode_rules.json): Tables 1-6 (mean ± sd over seeds), the decode rules (mean over the seeds of `full`),
     the claims (paired over seeds) at the top of tables/README.md, and runs.md. Deterministic bytes: a rebuild from
     the same files gives the same files. Returns {name: markdown}."""
     from centripetal.tables import (run_info, load_seed_run_metrics, aggregate_seeds, build_table, table_caption,
@@ -448,7 +448,8 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
     for run in [v["name"] for v in run_plan(extra)]:
         for seed in sorted(set(per_seed.get(run, {})) | set(trains.get(run, {}))):
             m, t = per_seed.get(run, {}).get(seed, {}), trains.get(run, {}).get(seed, {})
-            cfg, b, sg = m.get("model_cfg") or {}, (m.get("metrics") or {}).get("bbox") or {}, (m.get("metrics") or {}).get("segm")
+            cfg, ms = m.get("model_cfg") or {}, m.get("metrics") or {}
+            b, sg = ms.get("bbox") or {}, ms.get("segm")
             rows.append(dict(
                 run=run, seed=seed, matcher=cfg.get("matcher", ""), adaption=cfg.get("adaption", ""),
                 mask_head="yes" if cfg.get("mask_head") else "no", steps=t.get("steps", m.get("step")),
@@ -463,14 +464,15 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
     head = ["run", "seed", "matcher", "adaption", "mask head", "steps", "planned", "stopped by", "train s", "eval s",
             "bbox AP", "AP50", "AP_L", "AR100", "segm AP"]
     stops = time_limit_stops(trains)
+    n_val = (extra.get("shapes") or {}).get("n_val", "?")
     lines = [f"# Runs of `centripetal reproduce --profile {extra['name']}`", "",
-             training_note(settings, sorted({s for v in per_seed.values() for s in v})) + " Box and mask AP in %, on the "
-             f"{(extra.get('shapes') or {}).get('n_val', '?')} validation images. Written by `centripetal reproduce` from"
-             " each run's committed train.json and metrics.json (runs/<run>/seed<k>/); the same rows are in runs.csv.", ""]
+             training_note(settings, sorted({s for v in per_seed.values() for s in v})) + " Box and mask AP in %, on"
+             f" the {n_val} validation images. Written by `centripetal reproduce` from each run's committed train.json"
+             " and metrics.json (runs/<run>/seed<k>/); the same rows are in runs.csv.", ""]
     if pieces:
         total = sum(p["wall_s"] for p in pieces)
-        lines += [f"Wall time of the `centripetal reproduce` command(s) that made these runs: {_hm(total)} ({total:.0f} s) "
-                  f"in {len(pieces)} piece(s):", ""]
+        lines += [f"Wall time of the `centripetal reproduce` command(s) that made these runs: {_hm(total)}"
+                  f" ({total:.0f} s) in {len(pieces)} piece(s):", ""]
         lines += [f"- {p['started_utc']}: {_hm(p['wall_s'])} ({p['wall_s']:.0f} s), {len(p['trained'])} run(s) "
                   f"({', '.join(p['trained'])}); {p['machine']}, load average {p['load_avg_1min']} at the start"
                   for p in pieces] + [""]
@@ -523,6 +525,9 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         protocol=settings["protocol"], steps=settings["steps"], seeds=seeds, runs={}, notebooks={}, failed=[],
     )
     if tables_only:
+        if not paths["runs"].is_dir():
+            raise FileNotFoundError(f"{paths['runs']} not found: no runs to rebuild the tables from; run `centripetal "
+                                    f"reproduce --profile {extra['name']}` first (or pass the --out that holds them)")
         t0 = time.perf_counter()
         write_all_tables(path, paths["root"], data, device, False, protocol, steps, tables_only=True)
         summary["notebooks"]["tables"] = dict(status="rebuilt from the committed run files (tables only)",
@@ -550,8 +555,8 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
             summary["runs"][key] = dict(status="skipped", metrics=str(metrics)); continue
         if dry_run:
             _, t, _, x = variant_configs(path, name, seed=seed, protocol=protocol, steps=steps)
-            cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=t.time_limit_min,
-                                train_over=dict(seed=t.seed, max_steps=t.max_steps, epochs=t.epochs, lr_steps=t.lr_steps))
+            over = dict(seed=t.seed, max_steps=t.max_steps, epochs=t.epochs, lr_steps=t.lr_steps)
+            cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=t.time_limit_min, train_over=over)
             log.info("would run %s: %s", key, shlex.join(cmd))
             summary["runs"][key] = dict(status="planned", command=cmd); continue
         if metrics.exists(): metrics.unlink()
@@ -621,7 +626,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
       help="measure seconds per step and per evaluated image of every variant here (a few steps each) into "
            "OUT/PROFILE/timing.json, for the estimate; then stop")
     a("--data-root", help="dataset folder (overrides the profile's train.data_root)")
-    a("--dry-run", action="store_true", help="print the plan, the estimate and each run's training command; run nothing")
+    a("--dry-run", action="store_true",
+      help="print the plan, the estimate and each run's training command; run nothing")
     a("--kernel", default="python3", help="Jupyter kernel for the notebooks (default: python3)")
     a("--device", default="auto", help="device for evaluation, tables and figures (default: auto)")
     return p
