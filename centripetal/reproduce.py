@@ -15,6 +15,7 @@ import argparse, contextlib, io, json, logging, math, os, platform, shlex, subpr
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import (load_profile, find_profile, update_config, config_to_dict, config_diff, setup_logging,
@@ -259,10 +260,11 @@ def _n_val(extra: dict):
     "Validation images of a generated benchmark (None for a dataset on disk)."
     return (extra.get("shapes") or {}).get("n_val")
 
-def measure_timing(profile, data_root=None, out=None, steps: int = 3, eval_images: int = 8, only=None) -> dict:
+def measure_timing(profile, data_root=None, out=None, steps: int = 5, eval_images: int = 8, only=None) -> dict:
     """Seconds per training step and per evaluated image of every variant of `profile` on this machine: each trains
     1 + `steps` steps (the first, slower one not counted) and evaluates `eval_images` images, in a temporary folder.
-    Written to `out` (results/<profile>/timing.json) with the machine and its load; `estimate` reads it."""
+    Written to `out` (results/<profile>/timing.json) with the machine and its load average at the start and the end
+    (other jobs on the machine slow every step: measure on a quiet one); `estimate` reads it."""
     import shutil, tempfile
     import pandas as pd
     from centripetal.train import train
@@ -272,7 +274,7 @@ def measure_timing(profile, data_root=None, out=None, steps: int = 3, eval_image
     data = Path(data_root if data_root is not None else train_cfg.data_root).expanduser().resolve()
     ensure_data(update_config(train_cfg, {"data_root": str(data)}), extra)
     tmp = Path(tempfile.mkdtemp(prefix="centripetal_timing_"))
-    runs = {}
+    runs, load_start = {}, round(os.getloadavg()[0], 2)
     try:
         for v in run_plan(extra, only):
             m, t, _, x = variant_configs(path, v["name"], tmp / v["name"], data)
@@ -288,7 +290,7 @@ def measure_timing(profile, data_root=None, out=None, steps: int = 3, eval_image
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res = dict(profile=extra["name"], measured_utc=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               machine=machine_description(), load_avg_1min=round(os.getloadavg()[0], 2),
+               machine=machine_description(), load_avg_1min=[load_start, round(os.getloadavg()[0], 2)],
                method=f"1 + {steps} training steps (first not counted) and {eval_images} evaluated images per variant",
                runs=runs)
     if out is not None:
@@ -315,8 +317,9 @@ def timing_table(results_root, extra: dict) -> dict:
         f = root.parent / str(name) / "timing.json"
         if name and f.is_file():
             t = json.loads(f.read_text())
+            load = "/".join(map(str, np.atleast_1d(t.get("load_avg_1min", []))))
             for run, v in t["runs"].items():
-                out.setdefault(run, dict(v, source=f"measured {t['measured_utc']} ({name}/timing.json)"))
+                out.setdefault(run, dict(v, source=f"measured {t['measured_utc']}, load {load} ({name}/timing.json)"))
     for run, seeds in load_train_jsons(root / "runs").items():
         for seed, tj in seeds.items():
             mj = root / "runs" / run / f"seed{seed}" / "metrics.json"
