@@ -369,7 +369,11 @@ def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: 
             if est["total_s"] is not None else f"estimate: unknown (no timing for {est['unknown']}: --measure)")
     budget = extra.get("reproduce_budget_min")
     if budget and est["total_s"] is not None:
-        tail += f" (budget {_hm(60 * budget)}: {'fits' if est['total_s'] <= 60 * budget else 'DOES NOT FIT'})"
+        fits = est["total_s"] <= 60 * budget
+        tail += f" (budget {_hm(60 * budget)} per command: {'fits' if fits else 'DOES NOT FIT'})"
+        if not fits and len(seeds) > 1:                 # one seed per piece: each piece is one seed of every variant
+            piece = (est["total_s"] - TABLES_FIGURES_S) / len(seeds) + TABLES_FIGURES_S
+            tail += f"; run it in {len(seeds)} pieces, --seed-list K for each seed, ~{_hm(piece)} each"
     return "\n".join(lines + [tail])
 
 def _rule_means(per_seed_rules: dict) -> dict:
