@@ -250,10 +250,10 @@ PROTOCOLS = ("equal-steps", "equal-time")
 def reproduce_settings(extra: dict, protocol: str = None, steps: int = None, seeds: int = None) -> dict:
     """How `centripetal reproduce` trains a profile's runs, from its top-level keys (the arguments override them):
     `protocol` 'equal-steps' (the paper's: every run trains `steps` steps; default) or 'equal-time' (every run trains
-    `reproduce_time_limit_min` minutes, so cheaper variants take more steps); `steps` (reproduce_steps; None: the
-    profile's epochs), `seeds` (reproduce_seeds, default 1), `time_limit_min` (reproduce_time_limit_min: the budget
-    under equal-time, a safety stop under equal-steps) and `lr_drop` (reproduce_lr_drop, default 0.85: the lr ÷10 for
-    the last 15 % of the steps)."""
+    the same minutes, so cheaper variants take more steps); `steps` (reproduce_steps; None: the profile's epochs),
+    `seeds` (reproduce_seeds, default 1), `time_limit_min` (under equal-steps reproduce_time_limit_min, a safety stop;
+    under equal-time the budget of each run, reproduce_equal_time_min, else reproduce_time_limit_min) and `lr_drop`
+    (reproduce_lr_drop, default 0.85: the lr ÷10 for the last 15 % of the steps, or of the minutes)."""
     where = f"profile {extra.get('name')!r}"
     protocol = protocol or extra.get("reproduce_protocol") or "equal-steps"
     if protocol not in PROTOCOLS: raise ValueError(f"{where}: protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -264,12 +264,16 @@ def reproduce_settings(extra: dict, protocol: str = None, steps: int = None, see
     for name, v in (("reproduce_steps", steps), ("reproduce_seeds", seeds)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ValueError(f"{where}: {name} must be a positive whole number, got {v!r}")
-    if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
-        raise ValueError(f"{where}: reproduce_time_limit_min must be a positive number of minutes, got {limit!r}")
+    for name in ("reproduce_time_limit_min", "reproduce_equal_time_min"):
+        v = extra.get(name)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+            raise ValueError(f"{where}: {name} must be a positive number of minutes, got {v!r}")
     if not (isinstance(drop, (int, float)) and 0 < drop <= 1):
         raise ValueError(f"{where}: reproduce_lr_drop must be a fraction in (0, 1], got {drop!r}")
-    if protocol == "equal-time" and not limit:
-        raise ValueError(f"{where}: the equal-time protocol needs reproduce_time_limit_min (minutes per run)")
+    if protocol == "equal-time":
+        limit = extra.get("reproduce_equal_time_min") or limit
+        if not limit:
+            raise ValueError(f"{where}: the equal-time protocol needs reproduce_equal_time_min (minutes per run)")
     return dict(protocol=protocol, steps=steps if protocol == "equal-steps" else None, seeds=seeds,
                 time_limit_min=None if limit is None else float(limit), lr_drop=float(drop))
 

@@ -309,11 +309,13 @@ TABLES_FIGURES_S = 240       # the tables (decode rules of every `full` seed) an
 
 def timing_table(results_root, extra: dict) -> dict:
     """{run: dict(step_s, eval_image_s, source)}: from this profile's finished runs (train.json, metrics.json) where
-    there are some, else from results/<profile>/timing.json (`measure_timing`), else from the timing.json of the
-    profile named by its `reproduce_timing_from` key (the same model on the same data)."""
+    there are some, else from results/<profile>/timing.json (`measure_timing`; also the profile's own folder for a
+    run under another protocol), else from the timing.json of the profile named by its `reproduce_timing_from` key
+    (the same model on the same data)."""
     root = Path(results_root)
     out = {}
-    for name in [root.name, extra.get("reproduce_timing_from")]:
+    # this results folder, the profile's own (the same runs under another protocol), the one it borrows from
+    for name in dict.fromkeys([root.name, extra["name"], extra.get("reproduce_timing_from")]):
         f = root.parent / str(name) / "timing.json"
         if name and f.is_file():
             t = json.loads(f.read_text())
