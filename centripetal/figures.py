@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['trained_model', 'crowded_image_index', 'correct_detections', 'figure_matchers', 'example_boxes', 'figure_shifts',
-           'figure_pool_heat', 'figure_adaption_trained', 'figure_masks', 'save_figure', 'matcher_checkpoints']
+           'figure_pool_heat', 'figure_adaption_trained', 'figure_masks', 'save_figure', 'run_checkpoint',
+           'matcher_checkpoints']
 
 # %% ../nbs/15b_figures.ipynb #21c26f92
 from pathlib import Path
@@ -213,11 +214,19 @@ def save_figure(fig, figures_dir, name: str, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
-def matcher_checkpoints(runs_dir) -> dict:
+def run_checkpoint(runs_dir, run: str, seed: int = None):
+    """runs_dir/<run>/seed<k>/last.pt of the given seed, else of the lowest seed that has one (or
+    runs_dir/<run>/last.pt, the layout without seeds); None when there is none."""
+    d = Path(runs_dir) / run
+    seeds = [seed] if seed is not None else sorted(int(p.name[4:]) for p in d.glob("seed*") if p.name[4:].isdigit())
+    for k in seeds:
+        if (d / f"seed{k}" / "last.pt").is_file(): return d / f"seed{k}" / "last.pt"
+    return d / "last.pt" if (d / "last.pt").is_file() else None
+
+def matcher_checkpoints(runs_dir, seed: int = None) -> dict:
     """Figures 1/6's panels: CornerNet (ae1d), CenterNet (center_heatmap), CentripetalNet (centripetal, else full) ->
-    last.pt or None."""
-    runs = Path(runs_dir)
-    ck = lambda n: runs / n / "last.pt" if (runs / n / "last.pt").is_file() else None
+    last.pt (of `seed`, else the lowest seed trained: `run_checkpoint`) or None."""
+    ck = lambda n: run_checkpoint(runs_dir, n, seed)
     return {
         "associative embedding (CornerNet): ae1d": ck("ae1d"),
         "center heatmap (CenterNet): center_heatmap": ck("center_heatmap"),

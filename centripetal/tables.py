@@ -5,9 +5,10 @@ decode-rules study: the same trained model decoded by the paper's rule and by th
 
 # %% auto #0
 __all__ = ['log', 'PAPER_TABLES', 'TABLE_NAMES', 'DECODE_RULES', 'DECODE_COLUMNS', 'backbone_name', 'dataset_description',
-           'run_info', 'build_table', 'markdown_table', 'table_caption', 'write_table', 'table_columns',
-           'load_run_metrics', 'write_tables_index', 'rule_test_configs', 'rule_description', 'memo_forward_maps',
-           'val_dataset', 'evaluate_rules', 'decode_rules_table', 'decode_rules_caption', 'decode_rules_cached']
+           'run_info', 'aggregate_seeds', 'build_table', 'markdown_table', 'table_caption', 'write_table',
+           'table_columns', 'load_run_metrics', 'seed_run_dirs', 'load_seed_run_metrics', 'write_tables_index',
+           'rule_test_configs', 'rule_description', 'memo_forward_maps', 'val_dataset', 'evaluate_rules',
+           'decode_rules_table', 'decode_rules_caption', 'decode_rules_cached']
 
 # %% ../nbs/15a_tables.ipynb #e19455e5
 # Over the project's ~400 lines per module because the paper's six tables are ~110 lines of data (PAPER_TABLES).
@@ -181,17 +182,49 @@ def _pct(stats, col):
     return None if v is None or v < 0 else round(100 * v, 1)
 
 def _our_row(n, name, method, metrics, info, spec, epoch=None):
+    """This run's row of table `n`. `metrics[name]` is one run's metrics.json dict, or the mean over seeds
+    (`aggregate_seeds`: with 'sd' and 'n_seeds'), whose sample sd goes to the '<col>_sd' columns."""
     m = metrics.get(name)
     stats = (m or {}).get("metrics", {}).get(spec["metric"])
+    sd = (m or {}).get("sd", {}).get(spec["metric"]) or {}
+    runs = f"{m['n_seeds']} seed{'s' if m['n_seeds'] != 1 else ''}, " if m and "n_seeds" in m else ""
     if m is None:source = "this run (no metrics: failed or not run)"
-    elif stats is None:source = f"this run ({m.get('step')} steps; no {spec['metric']} metrics)"
-    else: source = f"this run ({m.get('step')} steps)"
+    elif stats is None:source = f"this run ({runs}{m.get('step')} steps; no {spec['metric']} metrics)"
+    else: source = f"this run ({runs}{m.get('step')} steps)"
     return dict(
         table=n, section="this run", method=method,
         backbone=backbone_name(m.get("model_cfg")) if m else info["backbone"], epoch=epoch,
-        **{c: _pct(stats, c) for c in spec["cols"]}, source=source, ref="", dataset=info["dataset"],
+        **{c: _pct(stats, c) for c in spec["cols"]}, **{f"{c}_sd": _pct(sd, c) for c in spec["cols"]},
+        n_seeds=(m or {}).get("n_seeds", 1 if m else None), source=source, ref="", dataset=info["dataset"],
         profile=info["profile"], run=name,
     )
+
+def _mean_sd(values: list) -> tuple:
+    "(mean, sample sd) of the finite, non-negative `values` (COCO's -1 means 'no such objects'); (-1, None) if none."
+    x = np.array([v for v in values if v is not None and np.isfinite(v) and v >= 0], dtype=float)
+    if len(x) == 0: return -1.0, None
+    return float(x.mean()), (float(x.std(ddof=1)) if len(x) > 1 else None)
+
+def aggregate_seeds(per_seed: dict) -> dict:
+    """{run: one metrics dict} from {run: {seed: metrics.json dict}}: every statistic's mean over the seeds in
+    'metrics', its sample sd in 'sd' (None for one seed), 'n_seeds', 'seeds', 'step' (one number when all seeds agree,
+    else 'min–max') and the first seed's 'model_cfg'."""
+    out = {}
+    for run, seeds in per_seed.items():
+        if not seeds: continue
+        ms = [seeds[k] for k in sorted(seeds)]
+        mean, sd = {}, {}
+        for iou in sorted({t for m in ms for t in (m.get("metrics") or {})}):
+            stats = [(m.get("metrics") or {}).get(iou) or {} for m in ms]
+            keys = list(dict.fromkeys(k for st in stats for k in st))
+            pairs = {k: _mean_sd([st.get(k) for st in stats]) for k in keys}
+            mean[iou] = {k: v[0] for k, v in pairs.items()}
+            sd[iou] = {k: v[1] for k, v in pairs.items()}
+        steps = sorted({m.get("step") for m in ms if m.get("step") is not None})
+        step = steps[0] if len(steps) == 1 else (f"{steps[0]}–{steps[-1]}" if steps else None)
+        out[run] = dict(metrics=mean, sd=sd, n_seeds=len(ms), seeds=sorted(seeds), step=step,
+                        model_cfg=ms[0].get("model_cfg"))
+    return out
 
 def build_table(n: int, metrics: dict, info: dict):
     """Table `n` (1-6) as a pandas DataFrame: the paper's rows (percent) with this run's rows (from `metrics`: run name
@@ -217,7 +250,8 @@ def build_table(n: int, metrics: dict, info: dict):
         if v.get("table") == n and name not in mapped:
             (ours if spec["ours_at_end"] else rows).append(_our_row(n, name, v.get("label", name), metrics, info, spec))
     cols = [
-        "table", "section", "method", "backbone", "epoch", *spec["cols"], "source", "ref", "dataset", "profile", "run",
+        "table", "section", "method", "backbone", "epoch", *spec["cols"], *[f"{c}_sd" for c in spec["cols"]], "n_seeds",
+        "source", "ref", "dataset", "profile", "run",
     ]
     return pd.DataFrame(rows + ours, columns=cols)
 
@@ -229,14 +263,19 @@ def _cell(col, v, numeric):
     return str(v)
 
 def markdown_table(df, columns) -> str:
-    "A Markdown table of `columns` of DataFrame `df`; numbers with one decimal, missing values as '–'."
+    """A Markdown table of `columns` of DataFrame `df`; numbers with one decimal, missing values as '–', 'mean ± sd'
+    where a '<col>_sd' column has a value."""
     head = {"AP50": "AP<sub>50</sub>", "AP75": "AP<sub>75</sub>", "APs": "AP<sub>S</sub>", "APm": "AP<sub>M</sub>",
             "APl": "AP<sub>L</sub>", "AR1": "AR<sub>1</sub>", "AR10": "AR<sub>10</sub>", "AR100": "AR<sub>100</sub>",
             "ARs": "AR<sub>S</sub>", "ARm": "AR<sub>M</sub>", "ARl": "AR<sub>L</sub>"}
     num = lambda c: c in head or c in ("AP", "ΔAP")
     lines = ["| " + " | ".join(head.get(c, c) for c in columns) + " |",
              "|" + "|".join("---:" if num(c) else "---" for c in columns) + "|"]
-    for _, r in df.iterrows(): lines.append("| " + " | ".join(_cell(c, r[c], num(c)) for c in columns) + " |")
+    def cell(r, c):                         # 'mean ± sd' where the row is a mean over seeds
+        sd = r.get(f"{c}_sd")
+        ok = sd is not None and not (isinstance(sd, float) and math.isnan(sd)) and r[c] is not None
+        return f"{_cell(c, r[c], True)} ± {sd:.1f}" if ok and num(c) else _cell(c, r[c], num(c))
+    for _, r in df.iterrows(): lines.append("| " + " | ".join(cell(r, c) for c in columns) + " |")
     return "\n".join(lines)
 
 def table_caption(n: int, info: dict) -> str:
@@ -278,11 +317,29 @@ def load_run_metrics(runs_dir) -> dict:
         except ValueError: log.warning("%s is not valid JSON: ignored", p)
     return out
 
+def seed_run_dirs(runs_dir) -> dict:
+    """{run: {seed: folder}} of the seed folders `runs_dir/<run>/seed<k>/` (as `centripetal reproduce` writes them),
+    whether finished or not."""
+    out = {}
+    for d in sorted(Path(runs_dir).glob("*/seed*")):
+        if d.is_dir() and d.name[4:].isdigit(): out.setdefault(d.parent.name, {})[int(d.name[4:])] = d
+    return {k: dict(sorted(v.items())) for k, v in out.items()}
+
+def load_seed_run_metrics(runs_dir) -> dict:
+    "{run: {seed: metrics.json dict}} of every seed folder of `runs_dir` that has a metrics.json."
+    out = {}
+    for run, seeds in seed_run_dirs(runs_dir).items():
+        for seed, d in seeds.items():
+            if not (d / "metrics.json").is_file(): continue
+            try: out.setdefault(run, {})[seed] = json.loads((d / "metrics.json").read_text())
+            except ValueError: log.warning("%s is not valid JSON: ignored", d / "metrics.json")
+    return out
+
 TABLE_NAMES = [f"table{n}" for n in range(1, 7)] + ["decode_rules"]
 
-def write_tables_index(tables_dir, info: dict) -> Path:
-    """tables_dir/README.md: every table's Markdown (Tables 1-6, decode rules) in order, under a header naming the
-    profile."""
+def write_tables_index(tables_dir, info: dict, note: str = "") -> Path:
+    """tables_dir/README.md: the claims table (claims.md) first when there is one, then every table's Markdown
+    (Tables 1-6, decode rules) in order, under a header naming the profile (and `note`: how the runs were trained)."""
     tables_dir = Path(tables_dir)
     parts = [
         f"# Tables of profile `{info['profile']}`",
@@ -290,15 +347,15 @@ def write_tables_index(tables_dir, info: dict) -> Path:
         (
             f"{info['description']}. This run's rows are evaluated on the {info['dataset']}, {info['test']}; the"
             " paper's rows are MS-COCO (see each caption). Written by `centripetal reproduce`"
-            " (experiments/tables.ipynb)."
+            " (experiments/tables.ipynb)." + (f" {note}" if note else "")
         ),
         "",
     ]
-    for name in TABLE_NAMES:
+    for name in ["claims", *TABLE_NAMES]:
         md = tables_dir / f"{name}.md"
         if md.is_file(): parts += [md.read_text().strip(), ""]
     path = tables_dir / "README.md"
-    path.write_text("\n".join(parts))
+    path.write_bytes("\n".join(parts).encode("utf-8"))
     return path
 
 # %% ../nbs/15a_tables.ipynb #c271c06b
