@@ -7,4 +7,9 @@ cd "$(dirname "$0")/.."
 # MPLBACKEND=Agg is for the test processes themselves: the notebook kernels (tools/nbexec.py, JupyterLab) drop it, so
 # that notebooks run with the inline backend a reader gets.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} MPLBACKEND=Agg
-python -m pytest tests -q -p no:cacheprovider "$@"
+# `bash scripts/test.sh` runs everything; `bash scripts/test.sh tests/test_browser.py [-k ...]` only the files given.
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+  python -m pytest -q -p no:cacheprovider "$@"
+else
+  python -m pytest tests -q -p no:cacheprovider "$@"
+fi

@@ -27,14 +27,17 @@ from nbexec import EXECUTED, ROOT, NotebookFailed, execute_notebook, is_fresh  #
 NBS, RESULTS = ROOT / "nbs", ROOT / "results"
 WIDGET_VIEW, WIDGET_STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
-# The packaged MathJax has only the STIX-Web fonts: say so, or MathJax asks for its TeX fonts and gets 404s.
+# The packaged MathJax has only the STIX-Web web fonts: use them and never probe for local fonts (as the classic
+# Notebook did), and the HTML-CSS output in every browser, or MathJax asks for TeX fonts it does not have (404s).
 MATHJAX_HEAD = """<script type="text/x-mathjax-config">
 MathJax.Hub.Config({
   tex2jax: {inlineMath: [['$','$'], ['\\\\(','\\\\)']], displayMath: [['$$','$$'], ['\\\\[','\\\\]']],
             processEscapes: true, processEnvironments: true},
   TeX: {equationNumbers: {autoNumber: "AMS", useLabelIds: true}},
-  "HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web", imageFont: null},
-  SVG: {font: "STIX-Web"},
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null,
+               linebreaks: {automatic: true}},
+  MMLorHTML: {prefer: "HTML"},  // Chromium has MathML now; its NativeMML output asks for TeX fonts not packaged
+  menuSettings: {assistiveMML: false},  // the hidden MathML copy would fetch those TeX fonts too
   displayAlign: 'center', messageStyle: 'none'
 });
 </script>
@@ -296,8 +299,8 @@ def mathjax_head(root):
 
 def nav_html(prev, nxt, root=""):
     parts = [f'<a href="{root}index.html">Index</a>']
-    if prev: parts.insert(0, f'<a href="{root}{prev[0]}">&larr; {html.escape(prev[1])}</a>')
-    if nxt: parts.append(f'<a href="{root}{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>')
+    if prev: parts.insert(0, f'<a href="{root}{prev[0]}">&larr; {inline_code(prev[1])}</a>')
+    if nxt: parts.append(f'<a href="{root}{nxt[0]}">{inline_code(nxt[1])} &rarr;</a>')
     return '<nav class="site-nav">' + "".join(parts) + "</nav>"
 
 
