@@ -196,6 +196,10 @@ def widget_html(mid, state, seen=None):
         return '<div class="w-box-v">' + "".join(widget_html(k, state, seen) for k in kids) + "</div>"
     if name == "OutputModel":
         return '<div class="w-output">' + "".join(output_html(o) for o in w.get("outputs", [])) + "</div>"
+    if name == "ImageModel":  # the picture's bytes are a base64 buffer of the saved state
+        buf = next((b for b in state[mid].get("buffers", []) if b.get("path") == ["value"]), None)
+        fmt = str(w.get("format", "png"))
+        return f'<img src="data:image/{fmt};base64,{buf["data"]}">' if buf and buf.get("encoding") == "base64" else ""
     if name in ("HTMLModel", "HTMLMathModel"):
         return f'<div class="w-control">{w.get("value", "")}</div>'
     if name == "LabelModel":

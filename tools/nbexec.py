@@ -11,7 +11,8 @@ without MPLBACKEND, so ipykernel's default, module://matplotlib_inline.backend_i
 
 Before the first cell a hidden setup (not stored in the notebook) installs two kernel-side hooks:
 - every `matplotlib.figure.Figure` created while a cell runs is remembered, and IPython's display formatter marks the
-  figures it turns into `image/png`;
+  figures it turns into `image/png` (so does `savefig` into memory, the way to feed an ipywidgets Image; `savefig` to
+  a file does not count);
 - a `post_run_cell` hook (it runs after the inline backend's own end-of-cell flush) lists the figures of that cell
   that were never displayed as PNG (a non-inline backend, a figure closed before the end of the cell, a Figure made
   without pyplot and never shown) and whether the backend is still the inline one.
@@ -85,6 +86,12 @@ def _centripetal_fig_check():
             orig_init(self, *a, **k)
             check.created.append(self)
         mf.Figure.__init__ = __init__
+        orig_savefig = mf.Figure.savefig
+        def savefig(self, fname, *a, **k):
+            # into memory (a BytesIO for an ipywidgets Image or an HTML <img>): a picture made to be shown
+            if not isinstance(fname, (str, bytes)) and not hasattr(fname, "__fspath__"): check.shown.add(id(self))
+            return orig_savefig(self, fname, *a, **k)
+        mf.Figure.savefig = savefig
     # patch Figure when matplotlib.figure is first imported (by the notebook), never importing matplotlib ourselves
     if "matplotlib.figure" in sys.modules: patch(sys.modules["matplotlib.figure"])
     else:
