@@ -68,6 +68,8 @@ SITE_CSS = """
 .static-widget .w-box-h { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .static-widget .w-box-v { display: flex; flex-direction: column; gap: 0.3em; }
 .static-widget .w-control { font-family: sans-serif; font-size: 13px; }
+.static-widget .w-tab-title { font-family: sans-serif; font-size: 13px; font-weight: bold; border-bottom: 1px solid #d0d7de;
+  margin-top: 0.4em; }
 .static-widget .w-note { font-family: sans-serif; font-size: 12px; color: #57606a; font-style: italic; }
 .static-widget img { max-width: 100%; }
 """
@@ -192,7 +194,16 @@ def widget_html(mid, state, seen=None):
     kids = [c.removeprefix("IPY_MODEL_") for c in w.get("children", []) if isinstance(c, str)]
     if name in ("HBoxModel", "GridBoxModel"):
         return '<div class="w-box-h">' + "".join(widget_html(k, state, seen) for k in kids) + "</div>"
-    if name in ("VBoxModel", "BoxModel", "AccordionModel", "TabModel", "StackModel"):
+    if name in ("TabModel", "AccordionModel", "StackModel"):  # each page that shows something, under its title
+        titles = w.get("titles") or [w.get("_titles", {}).get(str(i), "") for i in range(len(kids))]
+        parts = []
+        for i, k in enumerate(kids):
+            inner = widget_html(k, state, seen)
+            if "<img" not in inner and not re.sub(r"<[^>]+>", "", inner).strip(): continue  # never drawn (lazy tab)
+            title = titles[i] if i < len(titles) and titles[i] else ""
+            parts.append((f'<div class="w-tab-title">{html.escape(str(title))}</div>' if title else "") + inner)
+        return '<div class="w-box-v">' + "".join(parts) + "</div>"
+    if name in ("VBoxModel", "BoxModel"):
         return '<div class="w-box-v">' + "".join(widget_html(k, state, seen) for k in kids) + "</div>"
     if name == "OutputModel":
         return '<div class="w-output">' + "".join(output_html(o) for o in w.get("outputs", [])) + "</div>"

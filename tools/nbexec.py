@@ -11,8 +11,8 @@ without MPLBACKEND, so ipykernel's default, module://matplotlib_inline.backend_i
 
 Before the first cell a hidden setup (not stored in the notebook) installs two kernel-side hooks:
 - every `matplotlib.figure.Figure` created while a cell runs is remembered, and IPython's display formatter marks the
-  figures it turns into `image/png` (so does `savefig` into memory, the way to feed an ipywidgets Image; `savefig` to
-  a file does not count);
+  figures it turns into `image/png`; a figure saved with `savefig` (to a file, or into memory for an ipywidgets Image)
+  counts as delivered too;
 - a `post_run_cell` hook (it runs after the inline backend's own end-of-cell flush) lists the figures of that cell
   that were never displayed as PNG (a non-inline backend, a figure closed before the end of the cell, a Figure made
   without pyplot and never shown) and whether the backend is still the inline one.
@@ -61,9 +61,9 @@ def _centripetal_fig_check():
             if lost:
                 sizes = ", ".join(f"{w:g}x{h:g} in, {len(f.axes)} axes" for f in lost
                                   for w, h in [tuple(f.get_size_inches())])
-                self.problems.append(f"{len(lost)} figure(s) drawn but never displayed as a PNG ({sizes}): display "
-                                     "them (leave them open at the end of the cell, or display(fig)), do not close them "
-                                     "first")
+                self.problems.append(f"{len(lost)} figure(s) drawn but neither displayed as a PNG nor saved ({sizes}): "
+                                     "display them (leave them open at the end of the cell, or end the cell with the "
+                                     "figure), do not close them first")
             self.created, self.shown = [], set()
         def report(self):
             out, self.problems = self.problems, []
@@ -87,10 +87,11 @@ def _centripetal_fig_check():
             check.created.append(self)
         mf.Figure.__init__ = __init__
         orig_savefig = mf.Figure.savefig
-        def savefig(self, fname, *a, **k):
-            # into memory (a BytesIO for an ipywidgets Image or an HTML <img>): a picture made to be shown
-            if not isinstance(fname, (str, bytes)) and not hasattr(fname, "__fspath__"): check.shown.add(id(self))
-            return orig_savefig(self, fname, *a, **k)
+        def savefig(self, *a, **k):
+            # a figure saved went where it was meant to go: a file (a CLI's --plot, a results figure) or memory (an
+            # ipywidgets Image); only figures neither displayed nor saved are lost
+            check.shown.add(id(self))
+            return orig_savefig(self, *a, **k)
         mf.Figure.savefig = savefig
     # patch Figure when matplotlib.figure is first imported (by the notebook), never importing matplotlib ourselves
     if "matplotlib.figure" in sys.modules: patch(sys.modules["matplotlib.figure"])
