@@ -15,7 +15,7 @@
 
 Chromium missing: the tests are skipped, unless CENTRIPETAL_BROWSER=1 (CI sets it), where they fail.
 """
-import json, os, re, shutil, signal, socket, subprocess, sys, threading, time, urllib.request
+import os, re, shutil, signal, socket, subprocess, sys, threading, time, urllib.request
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -271,7 +271,8 @@ def test_explorer_in_jupyterlab(jupyterlab, browser):
         f"End did not raise μ: {values['high']} vs {values['paper']}"
     assert counts["low"] != counts["paper"], f"kept/rejected did not change from paper μ to μ = {LOW_MU}: {counts}"
     assert counts["low"][0] < counts["paper"][0], f"a smaller central region should keep fewer pairs: {counts}"
-    assert counts["high"] != counts["low"], f"kept/rejected did not change from μ = {LOW_MU} to the highest μ: {counts}"
+    assert counts["high"] != counts["low"], \
+        f"kept/rejected did not change from μ = {LOW_MU} to the highest μ: {counts}"
     assert not errors, f"JavaScript errors in JupyterLab: {errors[:5]}"
 
 
@@ -284,8 +285,9 @@ def _write_readme(counts, values, paths, mu, run_s):
 
 Screenshots taken by `tests/test_browser.py::test_explorer_in_jupyterlab` (headless Chromium driving JupyterLab on
 `nbs/14_explore.ipynb`, after Run All): the explorer widget at the paper's μ, at a low μ ({LOW_MU} typed into the
-sliders' readouts, or their minimum) and at the sliders' maximum (the End key on each slider). Kept and rejected counts are read from the widget's
-label. Made by `bash scripts/test.sh tests/test_browser.py`; the notebook ran in {run_s:.0f} s in JupyterLab.
+sliders' readouts, or their minimum) and at the sliders' maximum (the End key on each slider). Kept and rejected
+counts are read from the widget's label. Made by `bash scripts/test.sh tests/test_browser.py`; the notebook ran in
+{run_s:.0f} s in JupyterLab.
 
 | μ | sliders | kept | rejected | screenshot |
 |---|---|---|---|---|
@@ -376,7 +378,8 @@ def test_site(site, server, browser):
         bad = [i["src"] for i in imgs if not i["ok"]]
         if bad: problems.append(f"{entry['page']}: {len(bad)} image(s) not shown: {bad[:3]}")
         if len(imgs) < entry["images"]:
-            problems.append(f"{entry['page']}: {len(imgs)} <img> for the {entry['images']} figures of {entry['source']}")
+            problems.append(f"{entry['page']}: {len(imgs)} <img> for the {entry['images']} figures of "
+                            f"{entry['source']}")
         links |= set(page.evaluate("""() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"""))
         if entry["page"] == "00_shift.html":  # equations: typeset by the local MathJax, not left as TeX
             page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 0",

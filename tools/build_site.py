@@ -1,7 +1,8 @@
-"""Build the static site `_site/` from the executed notebooks, offline: `bash scripts/docs.sh` (or `python tools/build_site.py`).
+"""Build the static site `_site/` from the executed notebooks, offline: `bash scripts/docs.sh`
+(or `python tools/build_site.py`).
 
-- one HTML page per notebook of nbs/ (nbconvert, lab template), from `_build/executed/<name>.ipynb` when it was made from
-  the notebook's current text (tests/test_notebooks.py writes it), else the notebook is executed here first
+- one HTML page per notebook of nbs/ (nbconvert, lab template), from `_build/executed/<name>.ipynb` when it was made
+  from the notebook's current text (tests/test_notebooks.py writes it), else the notebook is executed here first
   (tools/nbexec.py, the same runner and checks as the test);
 - nbdev's directives are honoured as on an nbdev site: `#| hide` cells are left out, `#| echo: false` hides a cell's
   code, `#| output: false` its outputs, and the `#|` lines themselves are not shown;
@@ -16,7 +17,7 @@
 """
 from __future__ import annotations
 
-import argparse, base64, html, json, os, re, shutil, subprocess, sys, time
+import argparse, html, json, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import nbformat
@@ -68,8 +69,8 @@ SITE_CSS = """
 .static-widget .w-box-h { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .static-widget .w-box-v { display: flex; flex-direction: column; gap: 0.3em; }
 .static-widget .w-control { font-family: sans-serif; font-size: 13px; }
-.static-widget .w-tab-title { font-family: sans-serif; font-size: 13px; font-weight: bold; border-bottom: 1px solid #d0d7de;
-  margin-top: 0.4em; }
+.static-widget .w-tab-title { font-family: sans-serif; font-size: 13px; font-weight: bold; margin-top: 0.4em;
+  border-bottom: 1px solid #d0d7de; }
 .static-widget .w-note { font-family: sans-serif; font-size: 12px; color: #57606a; font-style: italic; }
 .static-widget img { max-width: 100%; }
 """
@@ -77,7 +78,8 @@ PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>{title}</title>
 <style>
-body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1f2328; line-height: 1.5; }}
+body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1f2328;
+        line-height: 1.5; }}
 main {{ max-width: 60em; margin: 0 auto; padding: 0 1.5em 2em 1.5em; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
 th, td {{ border: 1px solid #d0d7de; padding: 0.3em 0.6em; text-align: left; }}
@@ -246,8 +248,8 @@ def staticize_widgets(nb):
             inner = widget_html(view.get("model_id", ""), state)
             if not inner: continue  # a widget that was closed or not saved: nothing to show
             n += 1
-            body = (f'<div class="static-widget">{inner}<div class="w-note">A picture of the widget as the notebook left '
-                    f'it. Open the notebook in Jupyter to move its controls.</div></div>')
+            body = (f'<div class="static-widget">{inner}<div class="w-note">A picture of the widget as the notebook '
+                    f'left it. Open the notebook in Jupyter to move its controls.</div></div>')
             outs.append(nbformat.v4.new_output("display_data", data={"text/html": body}))
         if "outputs" in c: c.outputs = outs
     nb.metadata.pop("widgets", None)
@@ -444,7 +446,8 @@ def build_index(out, notebooks, results, manifest):
 </ul>
 <p class="stamp">Built from {stamp}{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())} by
 <code>bash scripts/docs.sh</code>.</p>"""
-    css = ".summary { color: #57606a; font-size: 14px; } li { margin: 0.4em 0; } .stamp { color: #57606a; font-size: 13px; }"
+    css = (".summary { color: #57606a; font-size: 14px; } li { margin: 0.4em 0; }"
+           " .stamp { color: #57606a; font-size: 13px; }")
     (out / "index.html").write_text(page_html("centripetal", body, "index.html", css))
     manifest.insert(0, dict(page="index.html", kind="index", source="README.md", title="centripetal", images=0))
 

@@ -1,8 +1,8 @@
 """Execute a notebook the way `nbdev-test` does, but in a real Jupyter kernel with the inline matplotlib backend, and
 check that every figure it draws reaches the reader as a PNG.
 
-Used by tests/test_notebooks.py (one pytest test per notebook) and by tools/build_site.py (the static site reuses the executed
-copies in `_build/executed/`, or runs this itself when they are missing or stale).
+Used by tests/test_notebooks.py (one pytest test per notebook) and by tools/build_site.py (the static site reuses the
+executed copies in `_build/executed/`, or runs this itself when they are missing or stale).
 
 Which cells run is decided by nbdev itself (`nbdev.test._skip_cell`): markdown and `#| eval: false` cells are skipped,
 so are cells with a flag of `tst_flags` in pyproject.toml (`#| slow`) unless CENTRIPETAL_SLOW=1, and the whole notebook
@@ -23,7 +23,7 @@ Run as a script: `python tools/nbexec.py nbs/00_shift.ipynb [...]` executes and 
 """
 from __future__ import annotations
 
-import hashlib, json, os, re, sys, time
+import asyncio, hashlib, json, os, re, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,6 +213,7 @@ def execute_notebook(path, save_dir=EXECUTED, timeout=CELL_TIMEOUT, slow=None, k
     """Execute notebook `path` cell by cell in a fresh kernel (cwd: its folder), skipping the cells nbdev-test skips.
     Raises NotebookFailed naming the cell, its source and the traceback (a cell error) or the figures that were not
     shown; on success writes the executed notebook to `save_dir/<name>.ipynb` and returns a Result."""
+    from jupyter_core.utils import ensure_async
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     path = Path(path).resolve()
@@ -221,39 +222,43 @@ def execute_notebook(path, save_dir=EXECUTED, timeout=CELL_TIMEOUT, slow=None, k
     if skip is None: return None
     stale = Path(save_dir) / path.name if save_dir else None
     if stale is not None and stale.exists(): stale.unlink()  # never leave an old success behind a failure
-    client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, resources={"metadata": {"path": str(path.parent)}},
-                            allow_errors=False, record_timing=True)
+    client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, allow_errors=False, record_timing=True,
+                            resources={"metadata": {"path": str(path.parent)}})
     t0, res, problems = time.perf_counter(), Result(path, nb, 0.0), []
 
-    def hidden(code):
+    async def hidden(code):
         cell = nbformat.v4.new_code_cell(code)
         nb.cells.append(cell)  # nbclient stores the executed cell at its index: give it a slot, removed right after
         try:
-            client.execute_cell(cell, len(nb.cells) - 1, store_history=False)
+            await client.async_execute_cell(cell, len(nb.cells) - 1, store_history=False)
         finally:
             nb.cells.pop()
         return _stream_text(cell).strip()
 
-    with client.setup_kernel(env=kernel_env(), cwd=str(path.parent)):
-        info = client.wait_for_reply(client.kc.kernel_info())
-        nb.metadata["language_info"] = info["content"]["language_info"]
-        hidden(_SETUP % dict(inline=INLINE, root=str(ROOT), no_png="<Figure size ...>"))
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code": continue
-            if i in skip:
-                res.skipped.append((i, skip[i])); cell.outputs = []; continue
-            if log: log(f"{path.name}: cell {i}")
-            try:
-                client.execute_cell(cell, i, execution_count=res.ran + 1)  # the hidden requests are not counted
-            except CellExecutionError as e:
-                raise NotebookFailed(f"{path.name}: cell {i} (id {cell.get('id', '?')}) raised an error\n"
-                                     f"{ANSI.sub('', str(e))}") from None
-            res.ran += 1
-            found = json.loads(hidden(_REPORT) or "[]")
-            found = [m if found.count(m) == 1 else f"{m} (x{found.count(m)})" for m in dict.fromkeys(found)]
-            problems += [_describe(i, cell, found)] if found else []
-        res.backend = hidden(_BACKEND)
-        client.set_widgets_metadata()
+    async def run():
+        # one event loop for the kernel client's whole life (nbclient's sync wrappers may switch loops between calls)
+        async with client.async_setup_kernel(env=kernel_env(), cwd=str(path.parent)):
+            info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
+            nb.metadata["language_info"] = info["content"]["language_info"]
+            await hidden(_SETUP % dict(inline=INLINE, root=str(ROOT), no_png="<Figure size ...>"))
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code": continue
+                if i in skip:
+                    res.skipped.append((i, skip[i])); cell.outputs = []; continue
+                if log: log(f"{path.name}: cell {i}")
+                try:
+                    await client.async_execute_cell(cell, i, execution_count=res.ran + 1)  # hidden ones not counted
+                except CellExecutionError as e:
+                    raise NotebookFailed(f"{path.name}: cell {i} (id {cell.get('id', '?')}) raised an error\n"
+                                         f"{ANSI.sub('', str(e))}") from None
+                res.ran += 1
+                found = json.loads(await hidden(_REPORT) or "[]")
+                found = [m if found.count(m) == 1 else f"{m} (x{found.count(m)})" for m in dict.fromkeys(found)]
+                problems.extend([_describe(i, cell, found)] if found else [])
+            res.backend = await hidden(_BACKEND)
+            client.set_widgets_metadata()
+
+    asyncio.run(run())
     res.seconds = time.perf_counter() - t0
     reprs = bare_figure_reprs(nb)
     if reprs: problems.append("outputs that are a figure's text repr, not its picture: " +
