@@ -34,7 +34,7 @@ EXECUTED = ROOT / "_build" / "executed"
 INLINE = "module://matplotlib_inline.backend_inline"
 FIG_REPR = re.compile(r"^<Figure size \d+(\.\d+)?x\d+(\.\d+)? with \d+ Axes>$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-CELL_TIMEOUT = 900  # seconds per cell; the slowest cells (training notebooks) take ~2 minutes on 2 cores
+CELL_TIMEOUT = 600  # seconds per cell, as nbdev-test; the slowest cells (training notebooks) take ~1 minute on 2 cores
 
 # The kernel-side checks. Everything lives in one object on the IPython shell (not in the user namespace), so the
 # notebook cannot see or clobber it.
