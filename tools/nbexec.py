@@ -209,6 +209,27 @@ def _describe(i, cell, lines):
     return f"cell {i} (id {cell.get('id', '?')}):\n{src}{more}\n" + "\n".join(f"  -> {l}" for l in lines)
 
 
+def poll_in_steps(channel, step: float = 1.0):
+    """Make `channel.get_msg(timeout)` wait in short polls of `step` seconds instead of one long one. A long asyncio wait
+    on a ZMQ socket can miss a message that has already arrived (its file descriptor signals edges, not levels), so the
+    client sat idle beside an idle kernel until the cell timeout (seen once per few runs of 14_explore's widgets; nbclient
+    issue 312). Each new poll looks at the socket again, so a waiting message is read within `step` seconds."""
+    from queue import Empty
+    from jupyter_core.utils import ensure_async
+    get_msg = channel.get_msg
+
+    async def patient_get_msg(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                return await ensure_async(get_msg(timeout=wait))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline: raise
+
+    channel.get_msg = patient_get_msg
+
+
 def execute_notebook(path, save_dir=EXECUTED, timeout=CELL_TIMEOUT, slow=None, kernel_name="python3", log=None):
     """Execute notebook `path` cell by cell in a fresh kernel (cwd: its folder), skipping the cells nbdev-test skips.
     Raises NotebookFailed naming the cell, its source and the traceback (a cell error) or the figures that were not
@@ -238,6 +259,7 @@ def execute_notebook(path, save_dir=EXECUTED, timeout=CELL_TIMEOUT, slow=None, k
     async def run():
         # one event loop for the kernel client's whole life (nbclient's sync wrappers may switch loops between calls)
         async with client.async_setup_kernel(env=kernel_env(), cwd=str(path.parent)):
+            for channel in (client.kc.shell_channel, client.kc.iopub_channel): poll_in_steps(channel)
             info = await client.async_wait_for_reply(await ensure_async(client.kc.kernel_info()))
             nb.metadata["language_info"] = info["content"]["language_info"]
             await hidden(_SETUP % dict(inline=INLINE, root=str(ROOT), no_png="<Figure size ...>"))
