@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch', 'make_backbone',
-           'TestConfig', 'stack_losses', 'sample_rois', 'CentripetalNet']
+           'TestConfig', 'stack_losses', 'sample_rois', 'CentripetalNet', 'fold_batchnorm', 'inference_model']
 
 # %% ../nbs/08_model.ipynb #99be7322
 import math
@@ -306,3 +306,37 @@ class CentripetalNet(nn.Module):
         out = [{k: det[k][b][keep[b]] for k in ("boxes", "scores", "labels")} for b in range(B)]
         if self.mask is not None and base_feats is not None: _add_masks(self, out, base_feats, (H, W), test_cfg)
         return out
+
+# %% ../nbs/08_model.ipynb #ee398bf2
+import copy
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from .hourglass import Residual
+
+# modules whose forward applies these (conv, bn) attribute pairs back to back (Sequential children are found by order)
+_CONV_BN_PAIRS = {Residual: (("conv1", "bn1"), ("conv2", "bn2"))}
+
+def _foldable(conv, bn):
+    return isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats \
+        and conv.out_channels == bn.num_features
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of `model` with every BatchNorm2d that directly follows a Conv2d folded into that convolution
+    (the BatchNorm replaced by nn.Identity). Same outputs to float rounding; the original model is not changed."""
+    model = copy.deepcopy(model).eval()
+    for mod in model.modules():
+        if isinstance(mod, nn.Sequential):
+            names = list(mod._modules)
+            pairs = [(a, b) for a, b in zip(names, names[1:]) if _foldable(mod._modules[a], mod._modules[b])]
+        else:
+            pairs = [p for t, ps in _CONV_BN_PAIRS.items() if isinstance(mod, t) for p in ps
+                     if _foldable(getattr(mod, p[0]), getattr(mod, p[1]))]
+        for c, b in pairs:
+            setattr(mod, c, fuse_conv_bn_eval(getattr(mod, c), getattr(mod, b)))
+            setattr(mod, b, nn.Identity())
+    return model
+
+def inference_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """The copy of `model` that evaluation runs: BatchNorm folded (`fold_batchnorm`), eval mode, and channels-last
+    weights (give it channels-last images too: oneDNN's convolutions are faster in NHWC on the CPU)."""
+    fast = fold_batchnorm(model)
+    return fast.to(memory_format=torch.channels_last) if channels_last else fast
