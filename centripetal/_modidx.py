@@ -462,6 +462,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'centripetal.model._mask_loss': ('model.html#_mask_loss', 'centripetal/model.py'),
                                    'centripetal.model._pad_to': ('model.html#_pad_to', 'centripetal/model.py'),
                                    'centripetal.model._render_batch': ('model.html#_render_batch', 'centripetal/model.py'),
+                                   'centripetal.model._small_ops': ('model.html#_small_ops', 'centripetal/model.py'),
                                    'centripetal.model.fold_batchnorm': ('model.html#fold_batchnorm', 'centripetal/model.py'),
                                    'centripetal.model.inference_model': ('model.html#inference_model', 'centripetal/model.py'),
                                    'centripetal.model.make_backbone': ('model.html#make_backbone', 'centripetal/model.py'),

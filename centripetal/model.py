@@ -207,6 +207,19 @@ def _mask_loss(model, feats, maps, targets, stride):
     return mask_loss(logits, tgt, labels)
 
 # %% ../nbs/08_model.ipynb #7054c355
+import contextlib
+
+@contextlib.contextmanager
+def _small_ops(device):
+    "Run the block on one intra-op thread when `device` is the CPU (small tensor ops: threads cost more than they give)."
+    n = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
 def _pad_to(images, n_down):
     "Zero-pad (B,3,H,W) at the bottom/right to sizes the hourglass accepts."
     H, W = images.shape[-2:]
@@ -226,11 +239,12 @@ def _detect(model, images, test_cfg):
         if test_cfg.flip: x = torch.cat([x, x.flip(-1)])
         feats, maps = model.forward_maps(x)
         if s == 1.0 and base_feats is None: base_feats = feats[-1][:B]
-        d = decode_pairs(maps[-1], dcfg, model.stride(x, feats))
-        boxes, scores, labels = d["boxes"], d["scores"], d["labels"]
-        if test_cfg.flip:
-            boxes = torch.cat([boxes[:B], flip_boxes(boxes[B:], x.shape[-1])], 1)
-            scores = torch.cat([scores[:B], scores[B:]], 1); labels = torch.cat([labels[:B], labels[B:]], 1)
+        with _small_ops(x.device):
+            d = decode_pairs(maps[-1], dcfg, model.stride(x, feats))
+            boxes, scores, labels = d["boxes"], d["scores"], d["labels"]
+            if test_cfg.flip:
+                boxes = torch.cat([boxes[:B], flip_boxes(boxes[B:], x.shape[-1])], 1)
+                scores = torch.cat([scores[:B], scores[B:]], 1); labels = torch.cat([labels[:B], labels[B:]], 1)
         all_boxes.append(boxes / s); all_scores.append(scores); all_labels.append(labels)
     return torch.cat(all_boxes, 1), torch.cat(all_scores, 1), torch.cat(all_labels, 1), base_feats
 
@@ -238,13 +252,14 @@ def _add_masks(model, out, base_feats, hw, test_cfg):
     """Predict a mask for every detection of `out` (list of per-image dicts) from `base_feats`, pasted at image size
     `hw`."""
     stride = hw[1] / base_feats.shape[-1]
-    probs = model.mask(base_feats, [o["boxes"] for o in out], stride).sigmoid()
-    i = 0
-    for o in out:
-        n = len(o["boxes"])
-        p = probs[i:i + n][torch.arange(n, device=probs.device), o["labels"]]
-        o["masks"] = paste_masks(p, o["boxes"], hw, test_cfg.mask_threshold)
-        i += n
+    logits = model.mask(base_feats, [o["boxes"] for o in out], stride)
+    with _small_ops(logits.device):
+        i = 0
+        for o in out:
+            n = len(o["boxes"])
+            p = logits[i:i + n][torch.arange(n, device=logits.device), o["labels"]].sigmoid()   # its class only
+            o["masks"] = paste_masks(p, o["boxes"], hw, test_cfg.mask_threshold)
+            i += n
     return out
 
 # %% ../nbs/08_model.ipynb #d58f27b0
@@ -299,11 +314,12 @@ class CentripetalNet(nn.Module):
         "images (B,3,H,W) -> list of B dicts: boxes (K,4), scores (K,), labels (K,) [, masks (K,H,W) bool]."
         B, _, H, W = images.shape
         boxes, scores, labels, base_feats = _detect(self, images, test_cfg)
-        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, W); boxes[..., 1::2] = boxes[..., 1::2].clamp(0, H)
-        det = soft_nms(boxes, scores, labels, method=test_cfg.nms_method, sigma=test_cfg.nms_sigma,
-                       iou_thresh=test_cfg.nms_iou, min_score=test_cfg.min_score, max_dets=test_cfg.max_dets)
-        keep = det["scores"] > 0
-        out = [{k: det[k][b][keep[b]] for k in ("boxes", "scores", "labels")} for b in range(B)]
+        with _small_ops(images.device):
+            boxes[..., 0::2] = boxes[..., 0::2].clamp(0, W); boxes[..., 1::2] = boxes[..., 1::2].clamp(0, H)
+            det = soft_nms(boxes, scores, labels, method=test_cfg.nms_method, sigma=test_cfg.nms_sigma,
+                           iou_thresh=test_cfg.nms_iou, min_score=test_cfg.min_score, max_dets=test_cfg.max_dets)
+            keep = det["scores"] > 0
+            out = [{k: det[k][b][keep[b]] for k in ("boxes", "scores", "labels")} for b in range(B)]
         if self.mask is not None and base_feats is not None: _add_masks(self, out, base_feats, (H, W), test_cfg)
         return out
 
