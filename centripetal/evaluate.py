@@ -19,7 +19,7 @@ import pycocotools.mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .model import TestConfig, CentripetalNet, inference_model
+from .model import TestConfig, CentripetalNet, inference_model, small_ops
 from .data import CocoDetection, collate
 from .config import (load_profile, resolve_device, update_config, config_to_dict, config_diff, setup_logging,
                                 setup_logging as _setup_logging)
@@ -123,8 +123,9 @@ def predict_dataset(model, dataset, test_cfg=None, batch_size: int = 8, device=N
     fmt = torch.channels_last if fast else torch.contiguous_format
     ds = dataset if max_images is None else Subset(dataset, range(min(max_images, len(dataset))))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
-    results = []
-    for images, targets in tqdm(loader, desc="predict", unit="batch", disable=not progress, dynamic_ncols=True):
+    results, batches = [], iter(loader)
+    for _ in tqdm(range(len(loader)), desc="predict", unit="batch", disable=not progress, dynamic_ncols=True):
+        with small_ops("cpu"): images, targets = next(batches)        # decoding and normalising: small ops too
         dets = net(images.to(device).contiguous(memory_format=fmt), test_cfg=test_cfg)
         for det, target in zip(dets, targets):
             results += detections_to_coco(det, target, lambda l: label_to_cat(dataset, l))

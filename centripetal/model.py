@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch', 'make_backbone',
-           'TestConfig', 'stack_losses', 'sample_rois', 'CentripetalNet', 'fold_batchnorm', 'inference_model']
+           'TestConfig', 'stack_losses', 'sample_rois', 'small_ops', 'CentripetalNet', 'fold_batchnorm',
+           'inference_model']
 
 # %% ../nbs/08_model.ipynb #99be7322
 import math
@@ -210,7 +211,7 @@ def _mask_loss(model, feats, maps, targets, stride):
 import contextlib
 
 @contextlib.contextmanager
-def _small_ops(device):
+def small_ops(device):
     "Run the block on one intra-op thread when `device` is the CPU (small tensor ops: threads cost more than they give)."
     n = torch.get_num_threads()
     if torch.device(device).type != "cpu" or n == 1:
@@ -239,7 +240,7 @@ def _detect(model, images, test_cfg):
         if test_cfg.flip: x = torch.cat([x, x.flip(-1)])
         feats, maps = model.forward_maps(x)
         if s == 1.0 and base_feats is None: base_feats = feats[-1][:B]
-        with _small_ops(x.device):
+        with small_ops(x.device):
             d = decode_pairs(maps[-1], dcfg, model.stride(x, feats))
             boxes, scores, labels = d["boxes"], d["scores"], d["labels"]
             if test_cfg.flip:
@@ -253,7 +254,7 @@ def _add_masks(model, out, base_feats, hw, test_cfg):
     `hw`."""
     stride = hw[1] / base_feats.shape[-1]
     logits = model.mask(base_feats, [o["boxes"] for o in out], stride)
-    with _small_ops(logits.device):
+    with small_ops(logits.device):
         i = 0
         for o in out:
             n = len(o["boxes"])
@@ -314,7 +315,7 @@ class CentripetalNet(nn.Module):
         "images (B,3,H,W) -> list of B dicts: boxes (K,4), scores (K,), labels (K,) [, masks (K,H,W) bool]."
         B, _, H, W = images.shape
         boxes, scores, labels, base_feats = _detect(self, images, test_cfg)
-        with _small_ops(images.device):
+        with small_ops(images.device):
             boxes[..., 0::2] = boxes[..., 0::2].clamp(0, W); boxes[..., 1::2] = boxes[..., 1::2].clamp(0, H)
             det = soft_nms(boxes, scores, labels, method=test_cfg.nms_method, sigma=test_cfg.nms_sigma,
                            iou_thresh=test_cfg.nms_iou, min_score=test_cfg.min_score, max_dets=test_cfg.max_dets)
