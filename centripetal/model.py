@@ -212,7 +212,7 @@ import contextlib
 
 @contextlib.contextmanager
 def small_ops(device):
-    "Run the block on one intra-op thread when `device` is the CPU (small tensor ops: threads cost more than they give)."
+    "One intra-op thread inside the block when `device` is the CPU: for small ops, threads cost more than they save."
     n = torch.get_num_threads()
     if torch.device(device).type != "cpu" or n == 1:
         yield
@@ -251,16 +251,18 @@ def _detect(model, images, test_cfg):
 
 def _add_masks(model, out, base_feats, hw, test_cfg):
     """Predict a mask for every detection of `out` (list of per-image dicts) from `base_feats`, pasted at image size
-    `hw`."""
+    `hw`. The mask head sees each distinct box of an image once: class-wise soft-NMS keeps the same box under several
+    classes (a third of the detections of a young model), and the head predicts every class's mask at once."""
     stride = hw[1] / base_feats.shape[-1]
-    logits = model.mask(base_feats, [o["boxes"] for o in out], stride)
+    with small_ops(base_feats.device):
+        uniq = [torch.unique(o["boxes"], dim=0, return_inverse=True) for o in out]
+    logits = model.mask(base_feats, [u for u, _ in uniq], stride)                 # (sum of distinct boxes, C, M, M)
     with small_ops(logits.device):
-        i = 0
-        for o in out:
-            n = len(o["boxes"])
-            p = logits[i:i + n][torch.arange(n, device=logits.device), o["labels"]].sigmoid()   # its class only
+        start = 0
+        for o, (u, inv) in zip(out, uniq):
+            p = logits[start + inv, o["labels"]].sigmoid()                         # each detection's own class
             o["masks"] = paste_masks(p, o["boxes"], hw, test_cfg.mask_threshold)
-            i += n
+            start += len(u)
     return out
 
 # %% ../nbs/08_model.ipynb #d58f27b0
