@@ -14,7 +14,8 @@ from collections import defaultdict
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("checkpoint")
     p.add_argument("--profile", default="cpu")
@@ -64,7 +65,8 @@ def main(argv=None):
           f"{args.threads} threads, load average {load0:.2f} before / {os.getloadavg()[0]:.2f} after\n")
     print(f"{n} images, {info['detections']} detections, batch {info.get('batch_size', args.batch_size)}, "
           f"COCOeval {info.get('coco_backend', 'pycocotools')}: prediction {pred:.1f} s ({n / pred:.2f} img/s), "
-          f"evaluate() in all {total:.1f} s wall, {cpu:.1f} s CPU (all threads); bbox AP {100 * metrics['bbox']['AP']:.2f}"
+          f"evaluate() in all {total:.1f} s wall, {cpu:.1f} s CPU (all threads); "
+          f"bbox AP {100 * metrics['bbox']['AP']:.2f}"
           + (f", segm AP {100 * metrics['segm']['AP']:.2f}" if "segm" in metrics else "") + "\n")
     print("| stage | seconds | share of evaluate() |\n|---|---:|---:|")
     rest = pred - sum(times.values())                     # every wrapped stage runs inside the prediction
