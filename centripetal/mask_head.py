@@ -121,6 +121,17 @@ def mask_loss(logits, targets, labels):
     return F.binary_cross_entropy_with_logits(chosen, targets.to(chosen.dtype))
 
 # %% ../nbs/04_mask_head.ipynb #bec838b7
+def _bilinear_weights(t, M):
+    """Weights (N, L, M) that bilinearly read a length-M axis at relative positions t (N, L) (0 = first cell's outer
+    edge, 1 = last one's; align_corners=False), positions past the outer cell centres clamped to them ('border')."""
+    s = (t * M - 0.5).clamp(0, M - 1)
+    i0 = s.floor()
+    w1 = s - i0
+    i0 = i0.long()
+    w = torch.zeros(*t.shape, M, device=t.device, dtype=t.dtype)
+    w.scatter_add_(-1, i0[..., None], (1 - w1)[..., None])
+    return w.scatter_add_(-1, (i0 + 1).clamp(max=M - 1)[..., None], w1[..., None])
+
 def paste_masks(mask_probs, boxes, image_hw, threshold=0.5):
     """Paste mask_probs (N, M, M) into their boxes (N, 4) (x1y1x2y2, image pixels) on an image of `image_hw` = (H, W).
     Returns (N, H, W) bool (probability > `threshold`), or the float probabilities when `threshold` is None.
@@ -130,7 +141,7 @@ def paste_masks(mask_probs, boxes, image_hw, threshold=0.5):
     if boxes.shape != (len(mask_probs), 4):
         raise ValueError(f"boxes must be (N, 4) = ({len(mask_probs)}, 4), got {tuple(boxes.shape)}")
     H, W = (int(v) for v in image_hw)
-    N = len(mask_probs)
+    N, M = mask_probs.shape[:2]
     if N == 0:
         return torch.zeros(
             0, H, W, device=mask_probs.device, dtype=torch.bool if threshold is not None else torch.float32
@@ -142,11 +153,11 @@ def paste_masks(mask_probs, boxes, image_hw, threshold=0.5):
     cy = torch.arange(H, device=probs.device, dtype=probs.dtype) + 0.5
     u = (cx[None] - x1[:, None]) / (x2 - x1).clamp(min=1e-6)[:, None]          # (N, W)
     v = (cy[None] - y1[:, None]) / (y2 - y1).clamp(min=1e-6)[:, None]          # (N, H)
-    grid = torch.stack(((2 * u[:, None, :] - 1).expand(N, H, W), (2 * v[:, :, None] - 1).expand(N, H, W)), dim=-1)
-    out = F.grid_sample(probs[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
-    inside = ((cx[None] >= x1[:, None]) & (cx[None] < x2[:, None]))[:, None, :] & \
-             ((cy[None] >= y1[:, None]) & (cy[None] < y2[:, None]))[:, :, None]
-    out = out * inside
+    # bilinear resizing is separable: rows then columns, two batched matmuls instead of a (N, H, W) grid_sample;
+    # zero weight rows for pixel centres outside the box give the zeros there
+    wx = _bilinear_weights(u, M) * ((cx[None] >= x1[:, None]) & (cx[None] < x2[:, None]))[..., None]   # (N, W, M)
+    wy = _bilinear_weights(v, M) * ((cy[None] >= y1[:, None]) & (cy[None] < y2[:, None]))[..., None]   # (N, H, M)
+    out = torch.bmm(torch.bmm(wy, probs), wx.transpose(1, 2))                                         # (N, H, W)
     return out if threshold is None else out > threshold
 
 # %% ../nbs/04_mask_head.ipynb #bbdfbb2e

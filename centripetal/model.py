@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch', 'make_backbone',
-           'TestConfig', 'stack_losses', 'sample_rois', 'CentripetalNet']
+           'TestConfig', 'stack_losses', 'sample_rois', 'small_ops', 'CentripetalNet', 'fold_batchnorm',
+           'inference_model']
 
 # %% ../nbs/08_model.ipynb #99be7322
 import math
@@ -207,6 +208,19 @@ def _mask_loss(model, feats, maps, targets, stride):
     return mask_loss(logits, tgt, labels)
 
 # %% ../nbs/08_model.ipynb #7054c355
+import contextlib
+
+@contextlib.contextmanager
+def small_ops(device):
+    "One intra-op thread inside the block when `device` is the CPU: for small ops, threads cost more than they save."
+    n = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
 def _pad_to(images, n_down):
     "Zero-pad (B,3,H,W) at the bottom/right to sizes the hourglass accepts."
     H, W = images.shape[-2:]
@@ -226,25 +240,29 @@ def _detect(model, images, test_cfg):
         if test_cfg.flip: x = torch.cat([x, x.flip(-1)])
         feats, maps = model.forward_maps(x)
         if s == 1.0 and base_feats is None: base_feats = feats[-1][:B]
-        d = decode_pairs(maps[-1], dcfg, model.stride(x, feats))
-        boxes, scores, labels = d["boxes"], d["scores"], d["labels"]
-        if test_cfg.flip:
-            boxes = torch.cat([boxes[:B], flip_boxes(boxes[B:], x.shape[-1])], 1)
-            scores = torch.cat([scores[:B], scores[B:]], 1); labels = torch.cat([labels[:B], labels[B:]], 1)
+        with small_ops(x.device):
+            d = decode_pairs(maps[-1], dcfg, model.stride(x, feats))
+            boxes, scores, labels = d["boxes"], d["scores"], d["labels"]
+            if test_cfg.flip:
+                boxes = torch.cat([boxes[:B], flip_boxes(boxes[B:], x.shape[-1])], 1)
+                scores = torch.cat([scores[:B], scores[B:]], 1); labels = torch.cat([labels[:B], labels[B:]], 1)
         all_boxes.append(boxes / s); all_scores.append(scores); all_labels.append(labels)
     return torch.cat(all_boxes, 1), torch.cat(all_scores, 1), torch.cat(all_labels, 1), base_feats
 
 def _add_masks(model, out, base_feats, hw, test_cfg):
     """Predict a mask for every detection of `out` (list of per-image dicts) from `base_feats`, pasted at image size
-    `hw`."""
+    `hw`. The mask head sees each distinct box of an image once: class-wise soft-NMS keeps the same box under several
+    classes (a third of the detections of a young model), and the head predicts every class's mask at once."""
     stride = hw[1] / base_feats.shape[-1]
-    probs = model.mask(base_feats, [o["boxes"] for o in out], stride).sigmoid()
-    i = 0
-    for o in out:
-        n = len(o["boxes"])
-        p = probs[i:i + n][torch.arange(n, device=probs.device), o["labels"]]
-        o["masks"] = paste_masks(p, o["boxes"], hw, test_cfg.mask_threshold)
-        i += n
+    with small_ops(base_feats.device):
+        uniq = [torch.unique(o["boxes"], dim=0, return_inverse=True) for o in out]
+    logits = model.mask(base_feats, [u for u, _ in uniq], stride)                 # (sum of distinct boxes, C, M, M)
+    with small_ops(logits.device):
+        start = 0
+        for o, (u, inv) in zip(out, uniq):
+            p = logits[start + inv, o["labels"]].sigmoid()                         # each detection's own class
+            o["masks"] = paste_masks(p, o["boxes"], hw, test_cfg.mask_threshold)
+            start += len(u)
     return out
 
 # %% ../nbs/08_model.ipynb #d58f27b0
@@ -299,10 +317,45 @@ class CentripetalNet(nn.Module):
         "images (B,3,H,W) -> list of B dicts: boxes (K,4), scores (K,), labels (K,) [, masks (K,H,W) bool]."
         B, _, H, W = images.shape
         boxes, scores, labels, base_feats = _detect(self, images, test_cfg)
-        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, W); boxes[..., 1::2] = boxes[..., 1::2].clamp(0, H)
-        det = soft_nms(boxes, scores, labels, method=test_cfg.nms_method, sigma=test_cfg.nms_sigma,
-                       iou_thresh=test_cfg.nms_iou, min_score=test_cfg.min_score, max_dets=test_cfg.max_dets)
-        keep = det["scores"] > 0
-        out = [{k: det[k][b][keep[b]] for k in ("boxes", "scores", "labels")} for b in range(B)]
+        with small_ops(images.device):
+            boxes[..., 0::2] = boxes[..., 0::2].clamp(0, W); boxes[..., 1::2] = boxes[..., 1::2].clamp(0, H)
+            det = soft_nms(boxes, scores, labels, method=test_cfg.nms_method, sigma=test_cfg.nms_sigma,
+                           iou_thresh=test_cfg.nms_iou, min_score=test_cfg.min_score, max_dets=test_cfg.max_dets)
+            keep = det["scores"] > 0
+            out = [{k: det[k][b][keep[b]] for k in ("boxes", "scores", "labels")} for b in range(B)]
         if self.mask is not None and base_feats is not None: _add_masks(self, out, base_feats, (H, W), test_cfg)
         return out
+
+# %% ../nbs/08_model.ipynb #ee398bf2
+import copy
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from .hourglass import Residual
+
+# modules whose forward applies these (conv, bn) attribute pairs back to back (Sequential children are found by order)
+_CONV_BN_PAIRS = {Residual: (("conv1", "bn1"), ("conv2", "bn2"))}
+
+def _foldable(conv, bn):
+    return isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats \
+        and conv.out_channels == bn.num_features
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of `model` with every BatchNorm2d that directly follows a Conv2d folded into that convolution
+    (the BatchNorm replaced by nn.Identity). Same outputs to float rounding; the original model is not changed."""
+    model = copy.deepcopy(model).eval()
+    for mod in model.modules():
+        if isinstance(mod, nn.Sequential):
+            names = list(mod._modules)
+            pairs = [(a, b) for a, b in zip(names, names[1:]) if _foldable(mod._modules[a], mod._modules[b])]
+        else:
+            pairs = [p for t, ps in _CONV_BN_PAIRS.items() if isinstance(mod, t) for p in ps
+                     if _foldable(getattr(mod, p[0]), getattr(mod, p[1]))]
+        for c, b in pairs:
+            setattr(mod, c, fuse_conv_bn_eval(getattr(mod, c), getattr(mod, b)))
+            setattr(mod, b, nn.Identity())
+    return model
+
+def inference_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """The copy of `model` that evaluation runs: BatchNorm folded (`fold_batchnorm`), eval mode, and channels-last
+    weights (give it channels-last images too: oneDNN's convolutions are faster in NHWC on the CPU)."""
+    fast = fold_batchnorm(model)
+    return fast.to(memory_format=torch.channels_last) if channels_last else fast
