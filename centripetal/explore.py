@@ -10,6 +10,8 @@ __all__ = ['PAPER_MU', 'KEPT_COLOUR', 'REJECTED_COLOUR', 'WRONG_COLOUR', 'AE_MIN
            'lookalike_embeddings', 'judge_pairs', 'compare_matchers', 'draw_compare', 'ap_text', 'explorer']
 
 # %% ../nbs/14_explore.ipynb #09ba764b
+# Over the project's ~400 lines per module: the explorer's two views (kept / rejected, and the Figure 1 comparison)
+# share the decoding, judging and label-placement functions; the widget callbacks only call them.
 import contextlib, io, math
 from dataclasses import replace
 

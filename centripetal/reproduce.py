@@ -11,6 +11,8 @@ __all__ = ['log', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'train_command', 'trained_st
            'reproduce', 'reproduce_parser', 'main_reproduce']
 
 # %% ../nbs/15_reproduce.ipynb #7f81fac7
+# Over the project's ~400 lines per module: besides running the sweep, the runner owns the layout of a run folder
+# (seed<k>/, train.json, metrics.json), so runs.md, the plan and its time estimate, which read that layout, live here too.
 import argparse, contextlib, io, json, logging, math, os, platform, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
