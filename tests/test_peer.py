@@ -22,6 +22,14 @@ except ImportError as e:   # the peer extra is optional
 from centripetal.convert import convert_state_dict, is_complete, release_model_config
 from centripetal.model import CentripetalNet
 
+def summarise(text):
+    "Print `text` and keep it for the run's closing summary (pytest hides what a passing test prints)."
+    print(text)
+    import conftest
+    section = conftest.SUMMARY.setdefault("reference network: mmdetection's CentripetalNet vs ours", [])
+    section.extend(text.strip().splitlines())
+
+
 SIZE = 127          # input side for the small hourglass (two stride-2 levels: 127 -> 32×32 maps)
 
 
@@ -35,7 +43,7 @@ def pair():
     x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     maps_ref, _ = P.mmdet_maps(ref, x)
     maps_ours = P.our_maps(ours, x)
-    print(f"\nmmdet {MMDET_VERSION} (mmcv ops shim: {SHIM}), small hourglass {P.SMALL['stage_channels']}, input {SIZE}×{SIZE}: "
+    summarise(f"\nmmdet {MMDET_VERSION} (mmcv ops shim: {SHIM}), small hourglass {P.SMALL['stage_channels']}, input {SIZE}×{SIZE}: "
           f"built, converted and run in {time.perf_counter() - t0:.1f} s")
     return ref, ours, report, maps_ref, maps_ours
 
@@ -56,7 +64,7 @@ def test_hourglass104_converts_completely():
         ours = CentripetalNet(release_model_config(80, 2))
     sd, target = ref.state_dict(), ours.state_dict()
     _, report = convert_state_dict(sd, "mmdet", target)
-    print(f"\nHourglass-104: {len(sd)} mmdetection tensors -> {len(target)} of ours; "
+    summarise(f"\nHourglass-104: {len(sd)} mmdetection tensors -> {len(target)} of ours; "
           + ", ".join(f"{len(report[k])} {k}" for k in ("unmapped", "duplicate", "missing", "mismatched")))
     assert is_complete(report), report
     assert sum(p.numel() for p in ref.parameters()) == sum(p.numel() for p in ours.parameters())
@@ -77,7 +85,7 @@ def test_every_raw_map_equal(pair):
     _, _, _, maps_ref, maps_ours = pair
     diffs = P.compare_maps(maps_ref, maps_ours)
     worst = max(diffs, key=lambda k: diffs[k][0] / max(1.0, diffs[k][1]))
-    print(f"\ncompared {len(diffs)} maps:\n{_table(diffs)}\nlargest difference: {worst} {diffs[worst][0]:.3g}")
+    summarise(f"\ncompared {len(diffs)} maps:\n{_table(diffs)}\nlargest difference: {worst} {diffs[worst][0]:.3g}")
     cs = {k for k in diffs if "_cs/" in k}
     bad = [k for k in diffs if k not in cs and not P.within(*diffs[k])]
     assert not bad, f"maps differ: {bad}\n{_table(diffs)}"
@@ -94,7 +102,7 @@ def test_decoded_pairs_equal(pair):
     theirs, ours = P.decoded_pairs(ref, P.plant_objects(maps_ref, 1), P.plant_objects(maps_ours, 1), SIZE, 1)
     ours[:, :4] = ours[:, :4].clamp(min=0)
     theirs, ours = P.sort_pairs(theirs), P.sort_pairs(ours)
-    print(f"\ndecoded: {len(theirs)} pairs kept by mmdetection, {len(ours)} by ours")
+    summarise(f"\ndecoded: {len(theirs)} pairs kept by mmdetection, {len(ours)} by ours")
     assert len(theirs) >= 4, "the planted objects should give kept pairs"
     assert theirs.shape == ours.shape, f"{len(theirs)} vs {len(ours)} kept pairs"
     assert torch.equal(theirs[:, 5], ours[:, 5]), "labels differ"
