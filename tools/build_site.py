@@ -129,7 +129,7 @@ def site_path(repo_path: Path):
         return None
     parts = rel.parts
     if rel == Path("README.md"): return "index.html"
-    if len(parts) == 2 and parts[0] == "nbs" and rel.suffix == ".ipynb": return rel.stem + ".html"
+    if len(parts) == 2 and parts[0] == "nbs" and rel.suffix == ".ipynb": return notebook_page(rel.stem)
     if parts and parts[0] == "results":
         return str(rel.with_suffix(".html")) if rel.suffix in (".md", ".ipynb") else str(rel)
     return None
@@ -335,12 +335,17 @@ def exporter():
     return ex
 
 
+def notebook_page(stem: str) -> str:
+    "The page of notebook `stem`; nbs/index.ipynb gets its own name, since the site's index.html is the reading list."
+    return "method.html" if stem == "index" else stem + ".html"
+
+
 def build_notebook_pages(out, execute, manifest, failed=()):
     order = notebook_order()
     info = []
     for src in order:
         nb = nbformat.read(str(src), as_version=4)
-        info.append((src, src.stem + ".html", *title_and_summary(nb, src.stem)))
+        info.append((src, notebook_page(src.stem), *title_and_summary(nb, src.stem)))
     ex = exporter()
     for k, (src, page, title, summary) in enumerate(info):
         t0 = time.perf_counter()
