@@ -26,7 +26,8 @@ def _check_mu(mu):
         raise ValueError(f"mu must lie in (0, 1] (the central region is mu times the box), got {mu!r}")
 
 def central_region(boxes, mu):
-    """Eq. 3–4: the central region of `boxes` (..., 4) `(x1, y1, x2, y2)`, i.e. the box shrunk by `mu` about its centre.
+    """Eq. 3–4: the central region of `boxes` (..., 4) `(x1, y1, x2, y2)`, i.e. the box shrunk by `mu` about its
+    centre.
 
     `mu`: a float or a tensor broadcastable to `boxes[..., 0]`, each in (0, 1]. Returns (..., 4)
     `(ctx, cty, cbrx, cbry)` in the units of `boxes`."""
@@ -39,8 +40,9 @@ def central_region(boxes, mu):
 
 # %% ../nbs/01_matching.ipynb #1f62d597
 def mu_for_boxes(boxes, area_thresh=3500., mu_large=1 / 2.1, mu_small=1 / 2.4, swapped=False):
-    """The paper's μ rule (Section 4.1): `mu_large` for boxes (..., 4) whose area in input pixels exceeds `area_thresh`,
-    else `mu_small`. `swapped=True` gives the original code's reverse assignment. Returns (...) in the boxes' dtype."""
+    """The paper's μ rule (Section 4.1): `mu_large` for boxes (..., 4) whose area in input pixels exceeds
+    `area_thresh`, else `mu_small`. `swapped=True` gives the original code's reverse assignment. Returns (...) in the
+    boxes' dtype."""
     check_last(boxes, 4, "boxes")
     _check_mu(mu_large); _check_mu(mu_small)
     if swapped: mu_large, mu_small = mu_small, mu_large
@@ -62,8 +64,8 @@ def _centre_ratio(tl_ctr, br_ctr, region):
 
 def eq5_weight(tl_ctr, br_ctr, region):
     """Eq. 5: score weight of corner pairs. `tl_ctr`, `br_ctr` (..., 2) decoded centres `(x, y)`, `region` (..., 4)
-    central regions (Eq. 3–4), all broadcastable and in the same units. Returns (...) in [0, 1]: `exp(-|dx||dy| / region
-    area)` where both centres lie inside the region, else 0 (NaN centres count as outside)."""
+    central regions (Eq. 3–4), all broadcastable and in the same units. Returns (...) in [0, 1]:
+    `exp(-|dx||dy| / region area)` where both centres lie inside the region, else 0 (NaN centres count as outside)."""
     check_last(tl_ctr, 2, "tl_ctr"); check_last(br_ctr, 2, "br_ctr"); check_last(region, 4, "region")
     ok = _inside(tl_ctr, region) & _inside(br_ctr, region)
     w = torch.exp(-_centre_ratio(tl_ctr, br_ctr, region))
@@ -91,10 +93,10 @@ def peak_topk_maxpool(heat, k, kernel=3):
 _peak_topk = peak_topk_maxpool          # the search `topk_corners` uses; "Making it fast" swaps in an equal, faster one
 
 def topk_corners(heat, k=100, kernel=3, logits=False):
-    """Top-`k` peaks of corner heatmaps `heat` (B, C, H, W), jointly over classes and cells, after `kernel`×`kernel` max
-    suppression. `logits=True`: `heat` holds raw logits and the returned scores are their sigmoid; else `heat` holds
-    probabilities. Returns `(scores, labels, ys, xs)`, each (B, k') with k' = min(k, C*H*W), sorted by score descending;
-    scores are probabilities (0 for slots no peak could fill), the others long."""
+    """Top-`k` peaks of corner heatmaps `heat` (B, C, H, W), jointly over classes and cells, after
+    `kernel`×`kernel` max suppression. `logits=True`: `heat` holds raw logits and the returned scores are their
+    sigmoid; else `heat` holds probabilities. Returns `(scores, labels, ys, xs)`, each (B, k') with k' = min(k, C*H*W),
+    sorted by score descending; scores are probabilities (0 for slots no peak could fill), the others long."""
     _check_heat(heat)
     if not (isinstance(k, int) and k >= 1): raise ValueError(f"k must be a positive int, got {k!r}")
     if not (isinstance(kernel, int) and kernel >= 1 and kernel % 2 == 1):
@@ -259,7 +261,8 @@ def _corners(outputs, kind, k, kernel, stride):
             f"{kind}_cell": cell, f"{kind}_xy": (cell + off) * stride}
 
 def decode_pairs(outputs, cfg=DecodeConfig(), stride=4.0):
-    """Top-k corners -> all k×k pairs -> matcher (Section 3.1, Eq. 3–5, or a Table 4 baseline) -> best `cfg.num_pairs`.
+    """Top-k corners -> all k×k pairs -> matcher (Section 3.1, Eq. 3–5, or a Table 4 baseline) -> best
+    `cfg.num_pairs`.
 
     `outputs`: dict of raw maps (B, ·, H, W): 'tl_heat', 'br_heat' logits (B, C, H, W), 'tl_off', 'br_off'
     (B, 2, H, W), plus what the matcher reads ('tl_cs'/'br_cs', 'tl_ctr'/'br_ctr', 'tl_emb'/'br_emb',
