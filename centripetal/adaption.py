@@ -26,8 +26,8 @@ def deform_conv2d(x, offset, weight, bias=None, padding=1, impl="auto", stride=1
     if impl not in DEFORM_IMPLS: raise ValueError(f"impl must be one of {DEFORM_IMPLS}, got {impl!r}")
     if torch.is_autocast_enabled(x.device.type) and not (x.dtype == offset.dtype == weight.dtype):
         # autocast hands us half-precision features and offsets but float32 weights: sample and contract in float32
-        # (sampling positions in fp16/bf16 lose sub-pixel precision), then return the autocast dtype. Autocast is switched
-        # off inside, or it would run the contraction (a matmul) in half precision again.
+        # (sampling positions in fp16/bf16 lose sub-pixel precision), then return the autocast dtype. Autocast is
+        # switched off inside, or it would run the contraction (a matmul) in half precision again.
         with torch.autocast(x.device.type, enabled=False):
             out = deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
                                 padding=padding, impl=impl, stride=stride, dilation=dilation)
@@ -115,8 +115,8 @@ class DCNAdaption(nn.Module):
 # %% ../nbs/03_adaption.ipynb #d8d28292
 def roi_conv_offsets(size, corner="tl", kernel=3):
     """RoI-conv offsets (B, 2k², H, W), (dy, dx) per tap, that put a k×k kernel's taps on a regular grid over the box
-    spanned by each location as a `corner` ('tl': box extends right/down, 'br': left/up) with `size` (B, 2, H, W) = (w, h)
-    in feature units (negative sizes are clamped to 0)."""
+    spanned by each location as a `corner` ('tl': box extends right/down, 'br': left/up) with `size` (B, 2, H, W) =
+    (w, h) in feature units (negative sizes are clamped to 0)."""
     check_corner(corner)
     if kernel < 2: raise ValueError(f"kernel must be >= 2 for a grid over the box, got {kernel}")
     if not isinstance(size, torch.Tensor) or size.ndim != 4 or size.shape[1] != 2:
@@ -132,8 +132,8 @@ def roi_conv_offsets(size, corner="tl", kernel=3):
     return torch.stack((dy, dx), dim=3).reshape(B, 2 * kernel * kernel, H, W)
 
 class RoIConvAdaption(nn.Module):
-    """RoI convolution (AlignDet idea): taps on a regular grid over the box given by the regressed size at each location.
-    `forward(feat (B, C, H, W), guide (B, 2, H, W) = (w, h) in feature units, detached) -> (B, C, H, W)`."""
+    """RoI convolution (AlignDet idea): taps on a regular grid over the box given by the regressed size at each
+    location. `forward(feat (B, C, H, W), guide (B, 2, H, W) = (w, h) in feature units, detached) -> (B, C, H, W)`."""
     needs_guide = True
 
     def __init__(self, ch=256, corner="tl", kernel=3, impl="auto"):
@@ -174,7 +174,8 @@ class NoAdaption(nn.Module):
 ADAPTIONS = ("cross_star", "dcn", "roi_conv", "none")
 
 def make_adaption(kind, ch=256, corner="tl", impl="auto", relu=True):
-    "Feature-adaption module for `kind` in ('cross_star', 'dcn', 'roi_conv', 'none'); `corner` matters for 'roi_conv' only."
+    """Feature-adaption module for `kind` in ('cross_star', 'dcn', 'roi_conv', 'none'); `corner` matters for 'roi_conv'
+    only."""
     check_corner(corner)
     if kind == "cross_star": return CrossStarAdaption(ch, impl=impl, relu=relu)
     if kind == "dcn": return DCNAdaption(ch, impl=impl)
@@ -217,7 +218,8 @@ def cross_star_map(hw=(48, 48), box=(14, 12, 38, 32), corner="tl"):
 def border_prior_weight(corner="tl", reach=(0.5, 1.0, 1.5, -0.5), dtype=torch.float32):
     """A hand-set cross-star offset weight (18, 2, 1, 1): tap 4 stays at the corner, four taps move along the horizontal
     border arm and four along the vertical one, by `reach` times the guiding shift (positive: towards the centre,
-    negative: along the arm beyond the corner). Rows are (dy, dx) per tap, columns the guide's (x, y); 'br' mirrors the signs."""
+    negative: along the arm beyond the corner). Rows are (dy, dx) per tap, columns the guide's (x, y); 'br' mirrors the
+    signs."""
     check_corner(corner)
     if len(reach) != 4: raise ValueError(f"reach must hold 4 numbers (one per tap on an arm), got {reach!r}")
     sign = 1.0 if corner == "tl" else -1.0
@@ -229,8 +231,8 @@ def border_prior_weight(corner="tl", reach=(0.5, 1.0, 1.5, -0.5), dtype=torch.fl
     return w.view(18, 2, 1, 1)
 
 def plot_sampling_points(fmap, panels, box=None, corner_xy=None, ncols=None):
-    """Draw `fmap` (H, W) once per panel with that panel's sampling points. `panels`: dict title -> (K, 2) (x, y) points.
-    `box` (x1, y1, x2, y2) and `corner_xy` are outlined when given. Returns the figure."""
+    """Draw `fmap` (H, W) once per panel with that panel's sampling points. `panels`: dict title -> (K, 2) (x, y)
+    points. `box` (x1, y1, x2, y2) and `corner_xy` are outlined when given. Returns the figure."""
     import matplotlib.pyplot as plt
     n = len(panels)
     ncols = ncols or n
@@ -290,12 +292,13 @@ def _check_deform_args(x, offset, weight, bias, stride, padding, dilation):
         if not isinstance(t, torch.Tensor): raise TypeError(f"{n} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim != 4: raise ValueError(f"{n} must be 4-D, got shape {tuple(t.shape)}")
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
-    if 0 in (sh, sw, dh, dw): raise ValueError(f"stride and dilation must be >= 1, got stride={stride}, dilation={dilation}")
+    if 0 in (sh, sw, dh, dw):
+        raise ValueError(f"stride and dilation must be >= 1, got stride={stride}, dilation={dilation}")
     B, C, H, W = x.shape
     O, Cw, kh, kw = weight.shape
     if Cw != C:
-        raise NotImplementedError(f"weight has {Cw} input channels but x has {C}: grouped weights are not supported by the "
-                                  "fast path; use impl='torchvision'")
+        raise NotImplementedError(f"weight has {Cw} input channels but x has {C}: grouped weights are not supported "
+                                  "by the fast path; use impl='torchvision'")
     Ho, Wo = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if Ho < 1 or Wo < 1: raise ValueError(f"input {H}x{W} is too small for kernel {kh}x{kw} with padding {padding}")
     K = kh * kw
@@ -304,7 +307,8 @@ def _check_deform_args(x, offset, weight, bias, stride, padding, dilation):
                          f"got {tuple(offset.shape)}")
     G = offset.shape[1] // (2 * K)
     if C % G: raise ValueError(f"offset groups ({G}) must divide the input channels ({C})")
-    if bias is not None and tuple(bias.shape) != (O,): raise ValueError(f"bias must have shape ({O},), got {tuple(bias.shape)}")
+    if bias is not None and tuple(bias.shape) != (O,):
+        raise ValueError(f"bias must have shape ({O},), got {tuple(bias.shape)}")
     if offset.dtype != x.dtype or weight.dtype != x.dtype:
         raise TypeError(f"x, offset and weight must share a dtype, got {x.dtype}, {offset.dtype}, {weight.dtype}")
     return sh, sw, ph, pw, dh, dw, Ho, Wo, G
@@ -326,11 +330,14 @@ def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilati
     xg = xg.reshape(B * G, C // G, Hp, Wp)
     off = offset.reshape(B * G, K, 2, Ho, Wo)
     fkw = dict(device=x.device, dtype=x.dtype)
-    base_y = (torch.arange(Ho, **fkw) * sh - ph).view(1, 1, Ho, 1) + (torch.arange(kh, **fkw) * dh).repeat_interleave(kw).view(1, K, 1, 1)
-    base_x = (torch.arange(Wo, **fkw) * sw - pw).view(1, 1, 1, Wo) + (torch.arange(kw, **fkw) * dw).repeat(kh).view(1, K, 1, 1)
+    base_y = ((torch.arange(Ho, **fkw) * sh - ph).view(1, 1, Ho, 1)
+              + (torch.arange(kh, **fkw) * dh).repeat_interleave(kw).view(1, K, 1, 1))
+    base_x = ((torch.arange(Wo, **fkw) * sw - pw).view(1, 1, 1, Wo)
+              + (torch.arange(kw, **fkw) * dw).repeat(kh).view(1, K, 1, 1))
     py, px = base_y + off[:, :, 0], base_x + off[:, :, 1]          # (B*G, K, Ho, Wo) absolute pixel positions
     grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
-    cols = F.grid_sample(xg, grid.view(B * G, K * Ho, Wo, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
+    cols = F.grid_sample(xg, grid.view(B * G, K * Ho, Wo, 2), mode="bilinear", padding_mode="zeros",
+                         align_corners=False)
     out = weight.reshape(O, C * K) @ cols.reshape(B, C * K, Ho * Wo)   # (B*G, C/G, K*Ho, Wo) -> (B, C*K, Ho*Wo)
     out = out.view(B, O, Ho, Wo)
     return out if bias is None else out + bias.view(1, O, 1, 1)

@@ -133,7 +133,8 @@ def convert_state_dict(state_dict: dict, layout: str = None, target: dict = None
     if layout == "original": _bgr_to_rgb(converted)
     if target is not None:
         report["missing"] = [k for k in target if k not in converted]
-        report["unmapped"] += [k for k, v in state_dict.items() if map_key(k, rules) not in target and k not in report["unmapped"]
+        report["unmapped"] += [k for k, v in state_dict.items()
+                               if map_key(k, rules) not in target and k not in report["unmapped"]
                                and k not in report["dropped"]]
         report["mismatched"] = [f"{k}: {tuple(converted[k].shape)} -> {tuple(target[k].shape)}" for k in target
                                 if k in converted and tuple(converted[k].shape) != tuple(target[k].shape)]
@@ -153,17 +154,20 @@ def _checkpoint_io():
 def read_source_state_dict(path) -> dict:
     "The state dict of an mmdetection / original-release checkpoint file (its 'state_dict', 'module.' prefix removed)."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist: pass an mmdetection CentripetalNet .pth file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: pass an mmdetection CentripetalNet .pth file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{path}: torch.load(weights_only=True) refused it ({type(e).__name__}: {first}). Keep only the "
-                         "weights, in an environment you trust: torch.save({'state_dict': torch.load(SRC, weights_only=False)"
-                         "['state_dict']}, 'weights.pth'), then convert weights.pth") from e
+        raise ValueError(f"{path}: torch.load(weights_only=True) refused it ({type(e).__name__}: {first}). "
+                         "Keep only the weights, in an environment you trust: "
+                         "torch.save({'state_dict': torch.load(SRC, weights_only=False)['state_dict']}, "
+                         "'weights.pth'), then convert weights.pth") from e
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"{path} holds no state dict of tensors (expected a dict with 'state_dict', as mmdetection saves)")
+        raise ValueError(f"{path} holds no state dict of tensors "
+                         "(expected a dict with 'state_dict', as mmdetection saves)")
     if all(k.startswith("module.") for k in sd): sd = {k[len("module."):]: v for k, v in sd.items()}
     return sd
 
@@ -172,8 +176,8 @@ BACKBONE_OF_STACKS = {2: "hourglass104", 1: "hourglass52"}
 def release_model_config(num_classes: int = 80, num_stacks: int = 2) -> ModelConfig:
     "The ModelConfig of the releases' detector: Hourglass-104 (2 stacks) or -52, cross-star adaption, no mask head."
     if num_stacks not in BACKBONE_OF_STACKS:
-        raise ValueError(f"only Hourglass-104 (2 stacks) and Hourglass-52 (1 stack) convert to a ModelConfig, got {num_stacks} "
-                         "stacks; map other backbones with convert_state_dict and your own model")
+        raise ValueError("only Hourglass-104 (2 stacks) and Hourglass-52 (1 stack) convert to a ModelConfig, "
+                         f"got {num_stacks} stacks; map other backbones with convert_state_dict and your own model")
     # Both releases have no ReLU after the cross-star deformable conv ("Differences" below).
     return ModelConfig(backbone=BACKBONE_OF_STACKS[num_stacks], num_classes=num_classes, mask_head=False,
                        matcher="centripetal", adaption="cross_star", adapt_relu=False)
@@ -192,26 +196,30 @@ def convert_checkpoint(src, dst=None, layout: str = None, write: bool = True):
     if write and is_complete(report):
         if dst is None: raise ValueError("convert_checkpoint needs dst to write the converted checkpoint")
         save_checkpoint, config_to_dict = _checkpoint_io()
-        save_checkpoint(dst, dict(model={k: v.contiguous() for k, v in converted.items()}, model_cfg=config_to_dict(cfg),
-                                  step=None, converted_from=str(src), source_layout=layout,
-                                  torch_version=str(torch.__version__)))
+        save_checkpoint(dst, dict(model={k: v.contiguous() for k, v in converted.items()},
+                                  model_cfg=config_to_dict(cfg), step=None, converted_from=str(src),
+                                  source_layout=layout, torch_version=str(torch.__version__)))
     return report, cfg
 
 # %% ../nbs/18_convert.ipynb #4044541b
 def convert_parser() -> argparse.ArgumentParser:
     "The argument parser of `centripetal convert`."
-    p = argparse.ArgumentParser(prog="centripetal convert", description="Convert an mmdetection (2.x/3.x) or original-release "
-                                "CentripetalNet checkpoint into a centripetal checkpoint (Hourglass-104/52, no mask head), "
-                                "usable by 'centripetal evaluate' and the explorer.")
+    p = argparse.ArgumentParser(prog="centripetal convert",
+                                description="Convert an mmdetection (2.x/3.x) or original-release "
+                                "CentripetalNet checkpoint into a centripetal checkpoint (Hourglass-104/52, "
+                                "no mask head), usable by 'centripetal evaluate' and the explorer.")
     p.add_argument("src", help="mmdetection .pth file (a dict with 'state_dict'; loaded with weights_only=True)")
     p.add_argument("dst", nargs="?", help="output checkpoint (.pt); not needed with --check")
-    p.add_argument("--check", action="store_true", help="only report the tensors that could not be mapped; write nothing")
+    p.add_argument("--check", action="store_true",
+                   help="only report the tensors that could not be mapped; write nothing")
     p.add_argument("--layout", choices=LAYOUTS, help="source layout (default: found from the key names)")
-    p.add_argument("--profile-out", metavar="YAML", help="also write a profile that evaluates DST with a release's test "
+    p.add_argument("--profile-out", metavar="YAML",
+                   help="also write a profile that evaluates DST with a release's test "
                    "settings: 'centripetal evaluate DST --profile YAML --data-root COCO'")
     p.add_argument("--rule", default="mmdetection", help="decode rule of that profile (default: mmdetection; see "
                    "centripetal.tables.DECODE_RULES, e.g. 'original code')")
-    p.add_argument("--data-root", default="data/coco", help="COCO folder written into that profile (default: data/coco)")
+    p.add_argument("--data-root", default="data/coco",
+                   help="COCO folder written into that profile (default: data/coco)")
     return p
 
 def _print_report(report: dict, out=None):
@@ -225,13 +233,15 @@ def _print_report(report: dict, out=None):
 def main_convert(argv=None) -> int:
     "Entry point of `centripetal convert`: 0 when the conversion is complete (and written), 1 when it is not."
     args = convert_parser().parse_args(argv)
-    if not args.check and not args.dst: raise ValueError("centripetal convert: give DST (the output checkpoint) or --check")
+    if not args.check and not args.dst:
+        raise ValueError("centripetal convert: give DST (the output checkpoint) or --check")
     report, cfg = convert_checkpoint(args.src, args.dst, args.layout, write=not args.check)
     _print_report(report)
     if not is_complete(report):
         print(f"incomplete conversion: nothing written. Is {args.src} a CentripetalNet checkpoint?", file=sys.stderr)
         return 1
-    if args.check: print(f"0 unmapped tensors: {args.src} converts completely to {cfg.backbone}, {cfg.num_classes} classes")
+    if args.check:
+        print(f"0 unmapped tensors: {args.src} converts completely to {cfg.backbone}, {cfg.num_classes} classes")
     else: print(f"wrote {args.dst} ({cfg.backbone}, {cfg.num_classes} classes, no mask head)")
     if args.profile_out:
         write_profile(args.profile_out, release_profile(cfg, args.rule, args.data_root))
@@ -250,7 +260,8 @@ def release_profile(cfg: ModelConfig, rule: str = "mmdetection", data_root: str 
     test = {**RELEASE_TEST, "nms_sigma": 0.5, **DECODE_RULES[rule]}
     return dict(name=f"{rule.replace(' ', '_')}_test", description=f"converted weights, {rule} test settings",
                 model=config_to_dict(cfg),
-                train=dict(data_root=str(data_root), val_ann="annotations/instances_val2017.json", val_images="val2017"),
+                train=dict(data_root=str(data_root), val_ann="annotations/instances_val2017.json",
+                           val_images="val2017"),
                 test=test)
 
 def write_profile(path, profile: dict) -> Path:
@@ -284,7 +295,9 @@ def image_sample(paths, size: int = 511, num_classes: int = 80) -> dict:
         images.append(np.asarray(canvas))
         infos.append(dict(id=i + 1, width=size, height=size, file_name=p.name))
     coco = COCO()
-    coco.dataset = dict(images=infos, annotations=[], categories=[dict(id=c + 1, name=str(c)) for c in range(num_classes)])
+    coco.dataset = dict(images=infos, annotations=[],
+                        categories=[dict(id=c + 1, name=str(c)) for c in range(num_classes)])
     with contextlib.redirect_stdout(io.StringIO()): coco.createIndex()
-    return dict(images=images, boxes=[torch.zeros(0, 4) for _ in paths], labels=[torch.zeros(0, dtype=torch.long) for _ in paths],
+    return dict(images=images, boxes=[torch.zeros(0, 4) for _ in paths],
+                labels=[torch.zeros(0, dtype=torch.long) for _ in paths],
                 image_ids=[d["id"] for d in infos], coco=coco, num_classes=num_classes, size=size)

@@ -143,11 +143,9 @@ def run_demo(n_boxes=12, image_size=512, seed=0, emb_gap=0.2, emb_noise=0.05, sh
 def demo_parser():
     "The options of `centripetal demo`."
     p = argparse.ArgumentParser(prog="centripetal demo", description=(
-        """Decode a crowd of look-alike boxes, rendered from the ground truth (no trained network), with centripetal
-        shift and"""
-        """with associative embedding; print the candidate pairs, the pairs the central region rejects (and at which μ),
-        the"""
-        "matched pairs, and the embedding matcher's wrong pairs."))
+        "Decode a crowd of look-alike boxes, rendered from the ground truth (no trained network), with centripetal "
+        "shift and with associative embedding; print the candidate pairs, the pairs the central region rejects "
+        "(and at which μ), the matched pairs, and the embedding matcher's wrong pairs."))
     p.add_argument("--n-boxes", type=int, default=12, help="boxes in the crowd (default 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the crowd and the noise (default 0)")
     p.add_argument("--plot", metavar="FILE", help="write a picture of both matchers side by side (.png, .pdf or .svg)")

@@ -130,7 +130,8 @@ def pair_rows(result, idx):
     rows = [f"{'':4}{'':5}{'pair':>5} {w:>6} {'score':>5} {'box μ':>5} {'needs μ≥':>8}"]
     for i in idx.tolist():
         need = result["mu_needed"][i].item()
-        need = f"{need:8.3f}" if need <= 1 else f"{'never':>8}" if need < math.inf else f"{'–':>8}"   # –: no centres
+        # –: no centres
+        need = f"{need:8.3f}" if need <= 1 else f"{'never':>8}" if need < math.inf else f"{'–':>8}"
         rows.append(f"{'':4}{'kept' if result['kept'][i] else 'rej.':5}{result['pair_scores'][i].item():5.2f} "
                     f"{result['weights'][i].item():6.2f} {result['scores'][i].item():5.2f} "
                     f"{result['mu'][i].item():5.3f} {need}")
@@ -326,8 +327,9 @@ def noisy_outputs(sample, noise=0.2, stride=4.0, seed=0, keys=("tl_cs", "br_cs")
 
 # %% ../nbs/14_explore.ipynb #458ba93d
 def decode_at_mu(outputs, mu_large=1 / 2.1, mu_small=1 / 2.4, area_thresh=3500., stride=4.0, test_cfg=TestConfig()):
-    """Detections of every image of `outputs` (raw maps (B, ·, H, W)) with the given μ rule: decode_pairs, then soft-NMS
-    as `test_cfg` says. Returns a list of B dicts with 'boxes' (K, 4) input pixels, 'scores' (K,), 'labels' (K,)."""
+    """Detections of every image of `outputs` (raw maps (B, ·, H, W)) with the given μ rule: decode_pairs, then
+    soft-NMS as `test_cfg` says. Returns a list of B dicts with 'boxes' (K, 4) input pixels, 'scores' (K,), 'labels'
+    (K,)."""
     dcfg = replace(test_cfg.decode, mu_large=float(mu_large), mu_small=float(mu_small), area_thresh=float(area_thresh))
     d = decode_pairs(outputs, dcfg, stride)
     det = soft_nms(d["boxes"], d["scores"], d["labels"], method=test_cfg.nms_method, sigma=test_cfg.nms_sigma,
@@ -363,9 +365,10 @@ def outputs_from_checkpoint(checkpoint, sample, device="cpu"):
 def ap_at_mu(mu_large=1 / 2.1, mu_small=1 / 2.4, area_thresh=3500., sample=None, noise=0.2, outputs=None,
              checkpoint=None,
              stride=4.0, test_cfg=TestConfig(), seed=0):
-    """COCO box AP of the detections decoded at the given μ rule on a `shapes_sample` (default: 8 val images of 128 px).
-    Maps: `outputs` if given, else those of `checkpoint` if given, else `noisy_outputs(sample, noise, stride, seed)`.
-    Returns the 12 COCO stats ('AP', 'AP50', ..., 'ARl') plus 'detections' (count) and the μ values."""
+    """COCO box AP of the detections decoded at the given μ rule on a `shapes_sample` (default: 8 val images of
+    128 px). Maps: `outputs` if given, else those of `checkpoint` if given, else
+    `noisy_outputs(sample, noise, stride, seed)`. Returns the 12 COCO stats ('AP', 'AP50', ..., 'ARl') plus
+    'detections' (count) and the μ values."""
     from centripetal.evaluate import coco_evaluate, xyxy_to_xywh
     sample = shapes_sample() if sample is None else sample
     if outputs is None and checkpoint is not None:
@@ -431,7 +434,8 @@ def compare_matchers(outputs, gt_boxes, gt_labels, index=0, mu_large=1 / 2.1, mu
 # %% ../nbs/14_explore.ipynb #9c538a38
 def draw_compare(image, cmp, title=None):
     """The paper's Figure 1 for a `compare_matchers` result over `image` (as `draw_match` takes it): associative
-    embedding left, centripetal shift right, kept pairs only, wrong ones in magenta. 12 × 6.6 in. Returns the figure."""
+    embedding left, centripetal shift right, kept pairs only, wrong ones in magenta. 12 × 6.6 in. Returns the
+    figure."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     if not (isinstance(cmp, dict) and {"ae", "centripetal"} <= set(cmp) and "wrong" in cmp["ae"]):
@@ -485,8 +489,8 @@ def ap_text(stats=None, at=None, now=None):
 def explorer(sample=None, outputs=None, noise=0.2, stride=4.0, cfg=DecodeConfig(), min_pair_score=0.1, checkpoint=None,
              index=None, ae_gap=0.2, ae_noise=0.05):
     """ipywidgets μ explorer over the images of `sample` (default: `shapes_sample(8)`). Maps: `outputs`, or a
-    `checkpoint`'s, or the perfect outputs with shift noise `noise`. Opens at `cfg`'s μ rule (the paper's by default) on
-    image `index` (default: the most crowded). Returns the widget box, with its widgets as attributes (`mu_large`,
+    `checkpoint`'s, or the perfect outputs with shift noise `noise`. Opens at `cfg`'s μ rule (the paper's by default)
+    on image `index` (default: the most crowded). Returns the widget box, with its widgets as attributes (`mu_large`,
     `mu_small`, `area`, `image`, `info`, `ap_button`, `ap_label`, `tabs`, `ae_thresh`, `ae_gap`, `compare_info`),
     `box.update()`, `box.compute_ap()`, `box.state` (the last `match_at_mu` result), `box.compare_state` (the last
     `compare_matchers` result, None until the second tab is shown) and `box.figure()`, `box.compare_figure()` (static

@@ -128,8 +128,8 @@ class HourglassNet(nn.Module):
             f"HourglassNet cannot take a {H}×{W} input: the stride-4 stem makes a {feature_size(H)}×{feature_size(W)}"
             f" map and both sides must be divisible by 2**{self.n_down} = {m} for the hourglass to down- and up-sample"
             f" back to the same size. Valid sides are {4 * m}k-3 … {4 * m}k (e.g. {4 * m - 3}…{4 * m} or"
-            f" {8 * m - 3}…{8 * m}; {16 * m - 1} and {16 * m} both give a {4 * m}-cell map). Zero-pad the image at the"
-            f" bottom/right to {pad_to_valid(H, self.n_down)}×{pad_to_valid(W, self.n_down)} (pad_to_valid(size,"
+            f" {8 * m - 3}…{8 * m}; {16 * m - 1} and {16 * m} both give a {4 * m}-cell map). Zero-pad the image at"
+            f" the bottom/right to {pad_to_valid(H, self.n_down)}×{pad_to_valid(W, self.n_down)} (pad_to_valid(size,"
             f" n_down={self.n_down}); the releases use (size | {4 * m - 1}) + 1)."
         )
 

@@ -58,8 +58,8 @@ def gather_at(maps: torch.Tensor, ind: torch.Tensor) -> torch.Tensor:
     if ind.dtype != torch.long:
         raise TypeError(f"ind must be torch.long (flat indices y*W + x), got {ind.dtype}")
     if ind.numel() and (int(ind.min()) < 0 or int(ind.max()) >= H * W):
-        raise ValueError(f"ind holds values in [{int(ind.min())}, {int(ind.max())}] but a {H}×{W} map has flat indices "
-                         f"0 … {H * W - 1}; build them as y*W + x with integer feature-map coordinates")
+        raise ValueError(f"ind holds values in [{int(ind.min())}, {int(ind.max())}] but a {H}×{W} map has flat "
+                         f"indices 0 … {H * W - 1}; build them as y*W + x with integer feature-map coordinates")
     idx = ind.to(maps.device).unsqueeze(1).expand(B, C, ind.shape[1])
     return maps.flatten(2).gather(2, idx).transpose(1, 2)
 

@@ -16,9 +16,9 @@ from .checks import check_box_list, check_map, check_stride
 
 # %% ../nbs/04_mask_head.ipynb #4c2b4ae0
 class MaskHead(nn.Module):
-    """Mask head (Section 3.3): RoIAlign `roi_size`² -> 4 × (3×3 conv + ReLU) -> 2×2 deconv stride 2 + ReLU -> 1×1 conv.
-    `forward(feat (B, in_ch, H, W), boxes [(Ni, 4)] in input pixels, stride=4.0) -> logits (sum Ni, num_classes,
-    2·roi_size, 2·roi_size)`."""
+    """Mask head (Section 3.3): RoIAlign `roi_size`² -> 4 × (3×3 conv + ReLU) -> 2×2 deconv stride 2 + ReLU ->
+    1×1 conv. `forward(feat (B, in_ch, H, W), boxes [(Ni, 4)] in input pixels, stride=4.0) -> logits
+    (sum Ni, num_classes, 2·roi_size, 2·roi_size)`."""
     def __init__(self, in_ch=256, conv_ch=256, num_classes=80, roi_size=14, num_convs=4):
         super().__init__()
         self.in_ch, self.roi_size, self.num_classes = in_ch, roi_size, num_classes

@@ -26,10 +26,11 @@ def _check_mu(mu):
         raise ValueError(f"mu must lie in (0, 1] (the central region is mu times the box), got {mu!r}")
 
 def central_region(boxes, mu):
-    """Eq. 3–4: the central region of `boxes` (..., 4) `(x1, y1, x2, y2)`, i.e. the box shrunk by `mu` about its centre.
+    """Eq. 3–4: the central region of `boxes` (..., 4) `(x1, y1, x2, y2)`, i.e. the box shrunk by `mu` about its
+    centre.
 
-    `mu`: a float or a tensor broadcastable to `boxes[..., 0]`, each in (0, 1]. Returns (..., 4) `(ctx, cty, cbrx, cbry)`
-    in the units of `boxes`."""
+    `mu`: a float or a tensor broadcastable to `boxes[..., 0]`, each in (0, 1]. Returns (..., 4)
+    `(ctx, cty, cbrx, cbry)` in the units of `boxes`."""
     check_last(boxes, 4, "boxes")
     _check_mu(mu)
     ctr = (boxes[..., :2] + boxes[..., 2:]) / 2
@@ -39,8 +40,9 @@ def central_region(boxes, mu):
 
 # %% ../nbs/01_matching.ipynb #1f62d597
 def mu_for_boxes(boxes, area_thresh=3500., mu_large=1 / 2.1, mu_small=1 / 2.4, swapped=False):
-    """The paper's μ rule (Section 4.1): `mu_large` for boxes (..., 4) whose area in input pixels exceeds `area_thresh`,
-    else `mu_small`. `swapped=True` gives the original code's reverse assignment. Returns (...) in the boxes' dtype."""
+    """The paper's μ rule (Section 4.1): `mu_large` for boxes (..., 4) whose area in input pixels exceeds
+    `area_thresh`, else `mu_small`. `swapped=True` gives the original code's reverse assignment. Returns (...) in the
+    boxes' dtype."""
     check_last(boxes, 4, "boxes")
     _check_mu(mu_large); _check_mu(mu_small)
     if swapped: mu_large, mu_small = mu_small, mu_large
@@ -62,8 +64,8 @@ def _centre_ratio(tl_ctr, br_ctr, region):
 
 def eq5_weight(tl_ctr, br_ctr, region):
     """Eq. 5: score weight of corner pairs. `tl_ctr`, `br_ctr` (..., 2) decoded centres `(x, y)`, `region` (..., 4)
-    central regions (Eq. 3–4), all broadcastable and in the same units. Returns (...) in [0, 1]: `exp(-|dx||dy| / region
-    area)` where both centres lie inside the region, else 0 (NaN centres count as outside)."""
+    central regions (Eq. 3–4), all broadcastable and in the same units. Returns (...) in [0, 1]:
+    `exp(-|dx||dy| / region area)` where both centres lie inside the region, else 0 (NaN centres count as outside)."""
     check_last(tl_ctr, 2, "tl_ctr"); check_last(br_ctr, 2, "br_ctr"); check_last(region, 4, "region")
     ok = _inside(tl_ctr, region) & _inside(br_ctr, region)
     w = torch.exp(-_centre_ratio(tl_ctr, br_ctr, region))
@@ -91,10 +93,10 @@ def peak_topk_maxpool(heat, k, kernel=3):
 _peak_topk = peak_topk_maxpool          # the search `topk_corners` uses; "Making it fast" swaps in an equal, faster one
 
 def topk_corners(heat, k=100, kernel=3, logits=False):
-    """Top-`k` peaks of corner heatmaps `heat` (B, C, H, W), jointly over classes and cells, after `kernel`×`kernel` max
-    suppression. `logits=True`: `heat` holds raw logits and the returned scores are their sigmoid; else `heat` holds
-    probabilities. Returns `(scores, labels, ys, xs)`, each (B, k') with k' = min(k, C*H*W), sorted by score descending;
-    scores are probabilities (0 for slots no peak could fill), the others long."""
+    """Top-`k` peaks of corner heatmaps `heat` (B, C, H, W), jointly over classes and cells, after
+    `kernel`×`kernel` max suppression. `logits=True`: `heat` holds raw logits and the returned scores are their
+    sigmoid; else `heat` holds probabilities. Returns `(scores, labels, ys, xs)`, each (B, k') with k' = min(k, C*H*W),
+    sorted by score descending; scores are probabilities (0 for slots no peak could fill), the others long."""
     _check_heat(heat)
     if not (isinstance(k, int) and k >= 1): raise ValueError(f"k must be a positive int, got {k!r}")
     if not (isinstance(kernel, int) and kernel >= 1 and kernel % 2 == 1):
@@ -116,7 +118,8 @@ class DecodeConfig:
     num_pairs: int = 1000             # best pairs handed to soft-NMS
     kernel: int = 3                   # max-pool window of the peak suppression
     pair_score: str = "geometric"     # 'geometric' (paper) or 'arithmetic' (both releases)
-    rescore: str = "eq5"              # 'eq5' (paper) or 'hard' (mmdet: no Eq. 5, reject if centre area / region area > hard_thresh)
+    rescore: str = "eq5"              # 'eq5' (paper) or 'hard' (mmdet: no Eq. 5, reject if
+                                      # centre area / region area > hard_thresh)
     hard_thresh: float = 0.5
     mu_large: float = 1 / 2.1         # central-region scale for boxes with area > area_thresh (input pixels)
     mu_small: float = 1 / 2.4
@@ -132,7 +135,8 @@ class DecodeConfig:
         def need(ok, field, what):
             if not ok: raise ValueError(f"DecodeConfig.{field} must be {what}, got {getattr(self, field)!r}")
         need(self.matcher in MATCHERS, "matcher", f"one of {MATCHERS}")
-        need(self.pair_score in ("geometric", "arithmetic"), "pair_score", "'geometric' (paper) or 'arithmetic' (releases)")
+        need(self.pair_score in ("geometric", "arithmetic"), "pair_score",
+             "'geometric' (paper) or 'arithmetic' (releases)")
         need(self.rescore in ("eq5", "hard"), "rescore", "'eq5' (paper) or 'hard' (mmdetection)")
         for f in ("k", "num_pairs", "kernel", "center_k", "center_n_small", "center_n_large"):
             need(isinstance(getattr(self, f), int) and not isinstance(getattr(self, f), bool) and getattr(self, f) >= 1,
@@ -196,7 +200,8 @@ def _match_ae(outputs, c, boxes, cfg, stride):
     return (base, _embedding_ok(outputs, c, cfg).to(base.dtype)) + _no_centres(c)
 
 def _match_center_heatmap(outputs, c, boxes, cfg, stride):
-    "CenterNet: embedding test, then a same-class centre keypoint inside the middle 1/n of the box; score = mean of three."
+    """CenterNet: embedding test, then a same-class centre keypoint inside the middle 1/n of the box; score = mean of
+    three."""
     ok = _embedding_ok(outputs, c, cfg)
     ct_s, ct_c, ct_y, ct_x = topk_corners(outputs["ct_heat"], cfg.center_k, cfg.kernel, logits=True)
     ct_xy = (torch.stack((ct_x, ct_y), -1).to(c["tl_xy"].dtype) + gather_cells(outputs["ct_off"], ct_y, ct_x)) * stride
@@ -228,8 +233,8 @@ def _check_outputs(outputs, cfg):
         raise TypeError(f"outputs must be a dict of maps, got {type(outputs).__name__}")
     for key in _BASE_KEYS + _MATCH_KEYS[cfg.matcher]:
         if key not in outputs:
-            raise KeyError(f"matcher {cfg.matcher!r} needs outputs[{key!r}], which is missing (got keys {sorted(outputs)}); "
-                           f"it reads {list(_BASE_KEYS + _MATCH_KEYS[cfg.matcher])}")
+            raise KeyError(f"matcher {cfg.matcher!r} needs outputs[{key!r}], which is missing "
+                           f"(got keys {sorted(outputs)}); it reads {list(_BASE_KEYS + _MATCH_KEYS[cfg.matcher])}")
         _check_heat(outputs[key], f"outputs[{key!r}]")
     B, C, H, W = outputs["tl_heat"].shape
     emb_d = {"ae1d": 1, "ae2d": 2}.get(cfg.matcher)
@@ -240,7 +245,8 @@ def _check_outputs(outputs, cfg):
         if t.shape[0] != B or t.shape[2:] != (H, W) or (d is not None and t.shape[1] != d):
             ch = "D" if d is None else d
             raise ValueError(f"outputs[{key!r}] must have shape ({B}, {ch}, {H}, {W}) to match tl_heat {(B, C, H, W)}, "
-                             f"got {tuple(t.shape)}" + (f" (matcher {cfg.matcher!r} uses {d}-D embeddings)" if key.endswith("emb") else ""))
+                             f"got {tuple(t.shape)}"
+                             + (f" (matcher {cfg.matcher!r} uses {d}-D embeddings)" if key.endswith("emb") else ""))
     if "tl_emb" in _MATCH_KEYS[cfg.matcher] and outputs["tl_emb"].shape[1] != outputs["br_emb"].shape[1]:
         raise ValueError(f"outputs['tl_emb'] and outputs['br_emb'] must have the same embedding dimension, got "
                          f"{outputs['tl_emb'].shape[1]} and {outputs['br_emb'].shape[1]}")
@@ -255,13 +261,14 @@ def _corners(outputs, kind, k, kernel, stride):
             f"{kind}_cell": cell, f"{kind}_xy": (cell + off) * stride}
 
 def decode_pairs(outputs, cfg=DecodeConfig(), stride=4.0):
-    """Top-k corners -> all k×k pairs -> matcher (Section 3.1, Eq. 3–5, or a Table 4 baseline) -> best `cfg.num_pairs`.
+    """Top-k corners -> all k×k pairs -> matcher (Section 3.1, Eq. 3–5, or a Table 4 baseline) -> best
+    `cfg.num_pairs`.
 
-    `outputs`: dict of raw maps (B, ·, H, W): 'tl_heat', 'br_heat' logits (B, C, H, W), 'tl_off', 'br_off' (B, 2, H, W), plus
-    what the matcher reads ('tl_cs'/'br_cs', 'tl_ctr'/'br_ctr', 'tl_emb'/'br_emb', 'ct_heat'/'ct_off'). Returns a dict:
-    'boxes' (B, P, 4) input pixels, 'scores' (B, P), 'labels' (B, P) long (-1: not a box / padding), 'pair_scores' (B, P),
-    'weights' (B, P), 'tl_ctr', 'br_ctr' (B, P, 2) input pixels (NaN if the matcher has none); P = cfg.num_pairs, sorted
-    by score descending."""
+    `outputs`: dict of raw maps (B, ·, H, W): 'tl_heat', 'br_heat' logits (B, C, H, W), 'tl_off', 'br_off'
+    (B, 2, H, W), plus what the matcher reads ('tl_cs'/'br_cs', 'tl_ctr'/'br_ctr', 'tl_emb'/'br_emb',
+    'ct_heat'/'ct_off'). Returns a dict: 'boxes' (B, P, 4) input pixels, 'scores' (B, P), 'labels' (B, P) long
+    (-1: not a box / padding), 'pair_scores' (B, P), 'weights' (B, P), 'tl_ctr', 'br_ctr' (B, P, 2) input pixels
+    (NaN if the matcher has none); P = cfg.num_pairs, sorted by score descending."""
     if not isinstance(cfg, DecodeConfig): raise TypeError(f"cfg must be a DecodeConfig, got {type(cfg).__name__}")
     if not (isinstance(stride, (int, float)) and math.isfinite(stride) and stride > 0):
         raise ValueError(f"stride must be a positive number (input size / feature size), got {stride!r}")
@@ -277,7 +284,8 @@ def decode_pairs(outputs, cfg=DecodeConfig(), stride=4.0):
     base = torch.where(is_box, base, zero)
     weight = torch.where(is_box, weight, zero)
     score = base * weight
-    # rank: kept pairs by score, then rejected boxes by their base score, then non-boxes (float64: exact order of scores)
+    # rank: kept pairs by score, then rejected boxes by their base score, then non-boxes
+    # (float64: exact order of scores)
     key = torch.where(score > 0, score.double() + 2, base.double()).masked_fill(~is_box, -1.)
     n = min(cfg.num_pairs, k * k)
     idx = key.reshape(B, -1).topk(n, dim=1).indices                      # (B, n)
@@ -306,8 +314,8 @@ def _rect_lines(boxes):
 
 def draw_pairs(image, dets, index=0, cfg=DecodeConfig(), min_pair_score=0.3, max_pairs=300, regions=True, ax=None,
                title=None):
-    """Figure 3(c)/6-style picture of one image's pairs. `image`: (H, W, 3) or (H, W) array / tensor, a (3, H, W) tensor,
-    or None; `dets`: the dict of `decode_pairs` (B, P, ...), `index` picks the image. Draws real boxes with
+    """Figure 3(c)/6-style picture of one image's pairs. `image`: (H, W, 3) or (H, W) array / tensor, a (3, H, W)
+    tensor, or None; `dets`: the dict of `decode_pairs` (B, P, ...), `index` picks the image. Draws real boxes with
     `pair_scores >= min_pair_score` (at most `max_pairs`): kept (score > 0) green, rejected red dashed, decoded centres
     and central regions (μ from `cfg`). Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
@@ -320,7 +328,8 @@ def draw_pairs(image, dets, index=0, cfg=DecodeConfig(), min_pair_score=0.3, max
         img = img.float().numpy().squeeze()
         if img.max() > 1: img = img / 255.0           # imshow ignores vmin/vmax for RGB: scale 0..255 images to 0..1
         ax.imshow(img.clip(0, 1), cmap="gray", interpolation="nearest", vmin=0, vmax=1)
-    d = {k: v[index].detach().cpu().float() if v.is_floating_point() else v[index].detach().cpu() for k, v in dets.items()}
+    d = {k: v[index].detach().cpu().float() if v.is_floating_point() else v[index].detach().cpu()
+         for k, v in dets.items()}
     show = ((d["labels"] >= 0) & (d["pair_scores"] >= min_pair_score)).nonzero().flatten()[:max_pairs]
     kept = d["scores"][show] > 0
     for sel, colour, style, z in ((~kept, "tab:red", "--", 2), (kept, "lime", "-", 3)):
@@ -337,21 +346,23 @@ def draw_pairs(image, dets, index=0, cfg=DecodeConfig(), min_pair_score=0.3, max
     if image is None:
         ext = d["boxes"][show].reshape(-1, 2) if len(show) else torch.zeros(1, 2)
         ax.set_xlim(0, ext[:, 0].max().item() * 1.05 + 1); ax.set_ylim(ext[:, 1].max().item() * 1.05 + 1, 0)
-    ax.set_title(title or f"{cfg.matcher}: {int(kept.sum())} kept (green), {int((~kept).sum())} rejected (red)", fontsize=9)
+    ax.set_title(title or f"{cfg.matcher}: {int(kept.sum())} kept (green), {int((~kept).sum())} rejected (red)",
+                 fontsize=9)
     ax.set_aspect("equal")
     return fig
 
 # %% ../nbs/01_matching.ipynb #8f409716
 def _row_peaks(rows, ridx, H, p):
-    """Peaks of the rows `ridx` (B, R) of `rows` (B, C*H, W) under a (2p+1)x(2p+1) max window that stays inside each class.
-    Returns (B, R, W): the row's values where they are the window maximum, -inf elsewhere."""
+    """Peaks of the rows `ridx` (B, R) of `rows` (B, C*H, W) under a (2p+1)x(2p+1) max window that stays inside each
+    class. Returns (B, R, W): the row's values where they are the window maximum, -inf elsewhere."""
     B, n_rows, W = rows.shape
     flat = rows.reshape(B * n_rows, W)
     base = ridx + (torch.arange(B, device=rows.device) * n_rows)[:, None]   # row index in `flat`
     h = ridx % H
     mid = flat.index_select(0, base.reshape(-1)).reshape(B, -1, W)
     col = mid
-    for d in range(1, p + 1):                  # vertical max; a neighbour outside the class is replaced by the row itself
+    # vertical max; a neighbour outside the class is replaced by the row itself
+    for d in range(1, p + 1):
         for sgn in (-1, 1):
             ok = (h + sgn * d >= 0) & (h + sgn * d < H)
             nb = flat.index_select(0, torch.where(ok, base + sgn * d, base).reshape(-1)).reshape(B, -1, W)
@@ -363,8 +374,9 @@ def _row_peaks(rows, ridx, H, p):
     return mid.masked_fill(mid < win, -math.inf)
 
 def peak_topk_rows(heat, k, kernel=3):
-    """Same result as `peak_topk_maxpool` (values; cells up to ties), examining only the rows whose maximum can hold one of
-    the best `k` peaks. `heat` (B, C, H, W) -> `(values, index)` (B, k), index into the flattened (C, H, W) map."""
+    """Same result as `peak_topk_maxpool` (values; cells up to ties), examining only the rows whose maximum can hold
+    one of the best `k` peaks. `heat` (B, C, H, W) -> `(values, index)` (B, k), index into the flattened (C, H, W)
+    map."""
     B, C, H, W = heat.shape
     n_rows = C * H
     rows = heat.reshape(B, n_rows, W)

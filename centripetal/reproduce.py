@@ -12,7 +12,8 @@ __all__ = ['log', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'train_command', 'trained_st
 
 # %% ../nbs/15_reproduce.ipynb #7f81fac7
 # Over the project's ~400 lines per module: besides running the sweep, the runner owns the layout of a run folder
-# (seed<k>/, train.json, metrics.json), so runs.md, the plan and its time estimate, which read that layout, live here too.
+# (seed<k>/, train.json, metrics.json), so runs.md, the plan and its time estimate, which read that layout, live here
+# too.
 import argparse, contextlib, io, json, logging, math, os, platform, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -403,9 +404,9 @@ def full_decode_rules(runs_dir, profile, data_root=None, device="auto", force=Fa
 def write_all_tables(profile, results, data_root=None, device="auto", force=False, protocol=None, steps=None,
                      tables_only=False) -> dict:
     """Every table of a reproduction from the runs' committed files (results/<profile>/runs/<run>/seed<k>/:
-    metrics.json, train.json, decode_rules.json): Tables 1-6 (mean ± sd over seeds), the decode rules (mean over the seeds of `full`),
-    the claims (paired over seeds) at the top of tables/README.md, and runs.md. Deterministic bytes: a rebuild from
-    the same files gives the same files. Returns {name: markdown}."""
+    metrics.json, train.json, decode_rules.json): Tables 1-6 (mean ± sd over seeds), the decode rules (mean over the
+    seeds of `full`), the claims (paired over seeds) at the top of tables/README.md, and runs.md. Deterministic bytes:
+    a rebuild from the same files gives the same files. Returns {name: markdown}."""
     from centripetal.tables import (run_info, load_seed_run_metrics, aggregate_seeds, build_table, table_caption,
                                     table_columns, write_table, decode_rules_table, decode_rules_caption,
                                     DECODE_COLUMNS, write_tables_index, PAPER_TABLES)
@@ -567,7 +568,8 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         if dry_run:
             _, t, _, x = variant_configs(path, name, seed=seed, protocol=protocol, steps=steps)
             over = dict(seed=t.seed, max_steps=t.max_steps, epochs=t.epochs, lr_steps=t.lr_steps)
-            cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=t.time_limit_min, train_over=over)
+            cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=t.time_limit_min,
+                                train_over=over)
             log.info("would run %s: %s", key, shlex.join(cmd))
             summary["runs"][key] = dict(status="planned", command=cmd); continue
         if metrics.exists(): metrics.unlink()

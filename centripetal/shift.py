@@ -40,9 +40,10 @@ MAX_LOG_SHIFT = math.log(1e4)  # largest centripetal shift decoded (1e4 feature 
 def decode_centripetal_shift(tl_xy, cs_tl, br_xy, cs_br, stride=4.0):
     """Inverse of Eq. 1: centres pointed at by corners.
 
-    `tl_xy`, `br_xy` (..., 2): corner positions in input pixels, `(x, y)`; `cs_tl`, `cs_br` (..., 2): predicted log shifts.
-    Returns `(tl_ctr, br_ctr)` (..., 2) in input pixels: `tl + s*exp(cs_tl)` and `br - s*exp(cs_br)`. Shifts are clamped to
-    at most `MAX_LOG_SHIFT` before exp so nothing overflows; NaN inputs give NaN centres (treated as outside by the matcher)."""
+    `tl_xy`, `br_xy` (..., 2): corner positions in input pixels, `(x, y)`; `cs_tl`, `cs_br` (..., 2): predicted log
+    shifts. Returns `(tl_ctr, br_ctr)` (..., 2) in input pixels: `tl + s*exp(cs_tl)` and `br - s*exp(cs_br)`. Shifts are
+    clamped to at most `MAX_LOG_SHIFT` before exp so nothing overflows; NaN inputs give NaN centres (treated as outside
+    by the matcher)."""
     check_stride(stride)
     tl_xy, cs_tl, br_xy, cs_br = as_float_last((tl_xy, cs_tl, br_xy, cs_br), ("tl_xy", "cs_tl", "br_xy", "cs_br"), 2)
     tl_ctr = tl_xy + stride * cs_tl.clamp(max=MAX_LOG_SHIFT).exp()
@@ -54,7 +55,8 @@ def encode_guiding_shift(boxes, stride=4.0):
     """Eq. 7: guiding-shift targets of `boxes` (N, 4) in input pixels, in feature units, no log.
 
     Returns `(gs_tl, gs_br)`, each (N, 2) `(x, y)`: `gs_tl = ct/s - floor(tl/s)`, `gs_br = floor(br/s) - ct/s`
-    (the bottom-right form follows the public code: integer corner minus centre). Any leading shape (..., 4) -> (..., 2)."""
+    (the bottom-right form follows the public code: integer corner minus centre). Any leading shape (..., 4) ->
+    (..., 2)."""
     check_stride(stride)
     boxes = check_boxes(as_float(boxes, "boxes"), ordered=True)
     ct = box_centers(boxes) / stride
@@ -73,8 +75,9 @@ def decode_guiding_shift(tl_cell, gs_tl, br_cell, gs_br, stride=4.0):
 
 # %% ../nbs/00_shift.ipynb #a690f5bd
 def plot_shifts(box, stride=4.0, mu=1 / 2.1, ax=None):
-    """Draw one box `(x1, y1, x2, y2)` (4,) in input pixels with its corners, corner cells, centripetal shifts (Eq. 1,
-    solid), guiding shifts (Eq. 7, dashed) and the central region scaled by `mu` (Figure 3 style). Returns the figure."""
+    """Draw one box `(x1, y1, x2, y2)` (4,) in input pixels with its corners, corner cells, centripetal shifts
+    (Eq. 1, solid), guiding shifts (Eq. 7, dashed) and the central region scaled by `mu` (Figure 3 style). Returns the
+    figure."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     box = check_boxes(torch.as_tensor(box, dtype=torch.float32).reshape(1, 4), ordered=True)
@@ -102,8 +105,10 @@ def plot_shifts(box, stride=4.0, mu=1 / 2.1, ax=None):
     ax.arrow(*tl.tolist(), *(stride * cs_tl[0].exp()).tolist(), color="tab:red", **arrow)
     ax.arrow(*br.tolist(), *(-stride * cs_br[0].exp()).tolist(), color="tab:blue", **arrow)
     ax.arrow(*(tl_cell * stride).tolist(), *(stride * gs_tl[0]).tolist(), color="tab:red", ls="--", fill=False, **arrow)
-    ax.arrow(*(br_cell * stride).tolist(), *(-stride * gs_br[0]).tolist(), color="tab:blue", ls="--", fill=False, **arrow)
+    ax.arrow(*(br_cell * stride).tolist(), *(-stride * gs_br[0]).tolist(), color="tab:blue", ls="--", fill=False,
+             **arrow)
     ax.set_xlim(lo.min().item(), hi.max().item()); ax.set_ylim(hi.max().item(), lo.min().item())  # image y points down
     ax.set_aspect("equal"); ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(f"box {[round(v, 1) for v in box[0].tolist()]}, s={stride:g}\nsolid: centripetal (Eq. 1), dashed: guiding (Eq. 7)", fontsize=9)
+    ax.set_title(f"box {[round(v, 1) for v in box[0].tolist()]}, s={stride:g}\n"
+                 "solid: centripetal (Eq. 1), dashed: guiding (Eq. 7)", fontsize=9)
     return fig

@@ -36,8 +36,8 @@ log = logging.getLogger("centripetal.train")
 
 # %% ../nbs/12_train.ipynb #a2bce0a4
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
-    """Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma at
-    each (possibly fractional) epoch in lr_steps and at each fraction in lr_time_steps that `time_frac` (elapsed /
+    """Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma
+    at each (possibly fractional) epoch in lr_steps and at each fraction in lr_time_steps that `time_frac` (elapsed /
     time limit) has reached."""
     if steps_per_epoch < 1: raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     # lr_steps may be fractional epochs (the short CPU profiles decay inside their only epoch or two)
