@@ -46,6 +46,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     log_every: int = 20              # steps between rows of log.csv
     ckpt_every_steps: int = 1000     # steps between checkpoints (one is always written at the end)
+    snapshot_steps: tuple = ()       # steps whose checkpoint is also kept as step<N>.pt (for learning curves)
     time_limit_min: float = None     # stop cleanly (with a checkpoint) after this many minutes of this invocation
     max_steps: int = None            # stop when the global step reaches this (for tests and smoke runs)
     with_masks: bool = False         # load instance masks (needed when ModelConfig.mask_head)
@@ -71,6 +72,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
         if self.warmup_iters < 0 or self.num_workers < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig.warmup_iters, num_workers and grad_clip must be >= 0")
+        if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.snapshot_steps):
+            raise ValueError(f"TrainConfig.snapshot_steps must be positive step numbers, got {self.snapshot_steps!r}")
         if list(self.lr_steps) != sorted(self.lr_steps) or any(
             not isinstance(s, (int, float)) or s < 0 for s in self.lr_steps
         ):

@@ -14,7 +14,7 @@ __all__ = ['log', 'lr_at', 'plot_lr', 'epoch_batches', 'steps_per_epoch', 'seed_
 # Longer than the project's ~400 lines per module, on purpose: the loop and what exact resume depends on (the learning
 # rate as a function of the step, the data order as a function of (seed, epoch), generator states, DDP) read best in one
 # module, in the order they run. Configs (config.py) and checkpoint files (checkpoint.py) live outside it.
-import argparse, csv, json, logging, math, os, random, sys, time
+import argparse, csv, json, logging, math, os, random, shutil, sys, time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,8 +460,11 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
                             for k, v in row.items(): tb.add_scalar(f"train/{k}", v, step)
                         bar.set_postfix(loss=f"{row.get('loss', float('nan')):.3f}", lr=f"{lr:.2e}")
                     window, t_win = [], time.perf_counter()
-                if step % train_cfg.ckpt_every_steps == 0 or stop:
+                if step % train_cfg.ckpt_every_steps == 0 or stop or step in train_cfg.snapshot_steps:
                     save(step); saved_at = step
+                    # a copy that later checkpoints do not overwrite: learning curves evaluate these
+                    if step in train_cfg.snapshot_steps and info.is_main:
+                        shutil.copyfile(ckpt_path, out / f"step{step}.pt")
                 if stop: break
         if saved_at != step: save(step)                                  # e.g. resumed at (or past) the end
         bar.close()
