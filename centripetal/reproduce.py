@@ -7,14 +7,14 @@
 __all__ = ['log', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'train_command', 'trained_step', 'train_variant', 'evaluate_variant',
            'experiments_dir', 'execute_notebook', 'results_paths', 'seed_dir', 'choose_seeds', 'results_name',
            'training_note', 'time_limit_stops', 'load_train_jsons', 'measure_timing', 'machine_description',
-           'timing_table', 'estimate', 'plan_text', 'full_decode_rules', 'write_all_tables', 'write_runs_md',
-           'reproduce', 'reproduce_parser', 'main_reproduce']
+           'timing_table', 'estimate', 'plan_text', 'full_decode_rules', 'write_all_tables', 'same_run',
+           'copy_same_runs', 'write_runs_md', 'reproduce', 'reproduce_parser', 'main_reproduce']
 
 # %% ../nbs/15_reproduce.ipynb #7f81fac7
 # Over the project's ~400 lines per module: besides running the sweep, the runner owns the layout of a run folder
 # (seed<k>/, train.json, metrics.json), so runs.md, the plan and its time estimate, which read that layout, live here
 # too.
-import argparse, contextlib, io, json, logging, math, os, platform, shlex, subprocess, sys, time
+import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -448,6 +448,39 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
 def _num(v, digits=1, scale=1.0) -> str:
     return "–" if v is None or (isinstance(v, float) and (math.isnan(v) or v < 0)) else f"{scale * v:.{digits}f}"
 
+def same_run(profile_a, profile_b, variant: str, seed: int, protocol: str = None, steps: int = None) -> bool:
+    """Whether run (`variant`, `seed`) of two profiles is the same training and evaluation: equal model, training and
+    test settings once the output folder is set aside (False when either profile lacks the variant)."""
+    try:
+        a, b = (variant_configs(p, variant, seed=seed, protocol=protocol, steps=steps) for p in (profile_a, profile_b))
+    except (FileNotFoundError, ValueError): return False
+    no_out = lambda t: dataclasses.replace(t, out_dir="")
+    return a[0] == b[0] and no_out(a[1]) == no_out(b[1]) and a[2] == b[2]
+
+def copy_same_runs(profile, runs_dir, runs: list, out_root, protocol: str = None, steps: int = None) -> list:
+    """Copy into `runs_dir` each run of `runs` [(variant, seed)] it lacks (no metrics.json) that the profile named by
+    `profile`'s `reproduce_runs_from` has finished, under out_root/<that profile>/runs/, with the same settings
+    (`same_run`). The copy's train.json gets `copied_from`; returns the copied runs as 'variant/seed<k>'."""
+    path = find_profile(profile)
+    extra = load_profile(path)[3]
+    src_name = extra.get("reproduce_runs_from")
+    if not src_name: return []
+    src_path = find_profile(src_name)
+    src_runs = Path(out_root) / results_name(load_profile(src_path)[3], protocol, steps) / "runs"
+    copied = []
+    for variant, seed in runs:
+        dst, src = seed_dir(runs_dir, variant, seed), seed_dir(src_runs, variant, seed)
+        if (dst / "metrics.json").is_file() or not (src / "metrics.json").is_file(): continue
+        if not same_run(src_path, path, variant, seed, protocol, steps):
+            log.warning("not copying %s: its settings differ from %s's", src, extra["name"]); continue
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        tj = json.loads((dst / "train.json").read_text())
+        tj.update(copied_from=f"{src_runs.parent.name}/runs/{variant}/seed{seed}", checkpoint=str(dst / "last.pt"))
+        (dst / "train.json").write_text(json.dumps(tj, indent=2, default=str))
+        copied.append(f"{variant}/seed{seed}")
+        log.info("copied %s/seed%d from %s (the same run)", variant, seed, src)
+    return copied
+
 def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dict) -> Path:
     """root/runs.md: one row per run and seed (steps against the plan, the safety stop, training and evaluation time,
     box AP, AP50, AP_L, AR100, mask AP), the training protocol, and the wall time of the `reproduce` commands that made
@@ -489,6 +522,13 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
                   f"({', '.join(p['trained'])}); {p['machine']}, load average {p['load_avg_1min']} at the start"
                   for p in pieces] + [""]
     else: lines += ["No wall time recorded (the runs were not made by `centripetal reproduce` here).", ""]
+    copied = {}
+    for run, seeds in trains.items():
+        for seed, t in seeds.items():
+            if t.get("copied_from"): copied.setdefault(t["copied_from"].split("/")[0], []).append(f"{run}/seed{seed}")
+    for src, names in sorted(copied.items()):
+        lines += [f"Copied from `results/{src}` (the same runs: equal model, training and test settings and seed; their"
+                  f" wall time is counted there): {', '.join(sorted(names))}.", ""]
     lines += [f"Safety stops: {'; '.join(stops)}." if stops else "No run was stopped by the time limit.", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * 2 + ["---"] + ["---:"] * 7) + "|"]
     lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
@@ -547,6 +587,8 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         log.info("tables, claims and runs.md of %s rebuilt from its run files in %.1f s; figures kept as they are",
                  paths["root"], time.perf_counter() - t0)
         return summary
+    if not (dry_run or force):
+        summary["copied"] = copy_same_runs(path, paths["runs"], runs, Path(out).expanduser().resolve(), protocol, steps)
     done = {(v, s) for v, s in runs if (seed_dir(paths["runs"], v, s) / "metrics.json").is_file() and not force}
     timing = timing_table(paths["root"], extra)
     est = estimate(runs, settings, extra, timing, done)
