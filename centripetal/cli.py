@@ -19,6 +19,8 @@ FORWARDED = {
     "evaluate": ("centripetal.evaluate", "main_evaluate", "COCO bbox/segm AP and AR of a checkpoint on a split"),
     "reproduce": ("centripetal.reproduce", "main_reproduce",
                   "train, evaluate and tabulate every variant of a profile (papermill): Tables 1-6, figures"),
+    "claims": ("centripetal.claims", "main_claims",
+               "print the verdicts of a claims table, or rewrite the README's claims blocks from the committed files"),
     "convert": ("centripetal.convert", "main_convert",
                 "convert an mmdetection / original-release CentripetalNet checkpoint into a centripetal checkpoint"),
 }
