@@ -500,8 +500,9 @@ def centre_baseline(run_dir, profile, data_root=None, batch_size: int = 8) -> pd
     return pd.DataFrame(rows, columns=["measure", "group", "value", "n"])
 
 def write_study(out, targets, per_box, curve, shift, centre, profile_name: str, runs: dict,
-                calibration: dict = None) -> dict:
-    "Write the CSVs, PNGs and study.md into `out`; returns {name: path}. `calibration`: {run: calibration table}."
+                calibration: dict = None, note: str = None) -> dict:
+    """Write the CSVs, PNGs and study.md into `out`; returns {name: path}. `calibration`: {run: calibration table};
+    `note`: a paragraph under the title (how the runs were made)."""
     import matplotlib.pyplot as plt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -522,7 +523,8 @@ def write_study(out, targets, per_box, curve, shift, centre, profile_name: str, 
     pct = lambda df, cols: df.assign(**{c: 100 * df[c] for c in cols if c in df})
     md = [f"# Study: centripetal shifts by object size, and the centre baselines (profile `{profile_name}`)", "",
           "Made by `centripetal study`. Runs: " + ", ".join(f"`{k}` ({Path(v).name})" for k, v in runs.items()) + ".",
-          "", "## Findings", ""] + [f"- {s}" for s in findings(targets, shift, curve, centre, calibration)] + [
+          *(["", note] if note else []), "", "## Findings", ""] + [
+          f"- {s}" for s in findings(targets, shift, curve, centre, calibration)] + [
           "", "## Centripetal-shift targets by COCO size (Eq. 1, stride 4): training crops vs val", "",
           md_table(targets), "", "![targets](shift_targets.png)", "",
           "## Shift error at the ground-truth corners of val (log-shift; kept = both centres in the central region)",
@@ -538,7 +540,7 @@ def write_study(out, targets, per_box, curve, shift, centre, profile_name: str, 
     return paths
 
 def run_study(profile="cpu", runs=None, seed: int = 0, out=None, explicit=(), data_root=None,
-              n_train_images: int = None, batch_size: int = 8, progress: bool = True) -> dict:
+              n_train_images: int = None, batch_size: int = 8, progress: bool = True, note: str = None) -> dict:
     "The whole study (see `study_parser`); returns the paths written."
     extra = load_profile(profile)[3]
     runs = Path(runs) if runs is not None else Path("results") / extra["name"] / "runs"
@@ -556,7 +558,7 @@ def run_study(profile="cpu", runs=None, seed: int = 0, out=None, explicit=(), da
     train_boxes = per_box[per_box.set == "train crops"]
     calibration = {run: calibration_by_target(shift_errors_of_run(d, profile, data_root, batch_size), train_boxes)
                    for run, d in run_dirs.items() if run_matcher(d) == "centripetal"}
-    return write_study(out, targets, per_box, curve, shift, centre, extra["name"], run_dirs, calibration)
+    return write_study(out, targets, per_box, curve, shift, centre, extra["name"], run_dirs, calibration, note)
 
 def study_parser() -> argparse.ArgumentParser:
     "The argument parser of `centripetal study`."
@@ -574,6 +576,7 @@ def study_parser() -> argparse.ArgumentParser:
     a("--data-root", help="dataset folder (overrides the profile's)")
     a("--n-train-images", type=positive_int, help="read only the first N training images for the targets")
     a("--batch-size", type=positive_int, default=8)
+    a("--note", help="a paragraph for study.md under its title (e.g. how the runs were made)")
     a("--no-progress", action="store_true")
     return p
 
@@ -582,6 +585,6 @@ def main_study(argv=None) -> int:
     args = study_parser().parse_args(argv)
     setup_logging()
     paths = run_study(args.profile, args.runs, args.seed, args.out, args.run, args.data_root, args.n_train_images,
-                      args.batch_size, not args.no_progress)
+                      args.batch_size, not args.no_progress, args.note)
     print(f"wrote {paths['md']}")
     return 0
