@@ -418,10 +418,13 @@ def findings(targets=None, shift=None, curve=None, centre=None, calibration=None
         x, ok = _crossing(cal), cal[cal.n >= 20]
         if x is not None:
             lo, hi = ok.iloc[0], ok.iloc[-1]
-            out.append(f"{run}: the predictions are pulled towards one value, not towards the shift head's start (0): "
-                       f"the smallest targets are overshot ({_f(lo.target)} → {_f(lo.predicted)}), the largest "
-                       f"undershot ({_f(hi.target)} → {_f(hi.predicted)}), and prediction = target at a log-shift of "
-                       f"{x:.2f}; the training crops' mean target is {_f(_train_mean(targets))}.")
+            m = _train_mean(targets)
+            near = (f"nearer the training crops' mean target ({m:.2f}) than the shift head's start (0)"
+                    if abs(x - m) < abs(x) else
+                    f"nearer the shift head's start (0) than the training crops' mean target ({_f(m)})")
+            out.append(f"{run}: the smallest targets are overshot ({_f(lo.target)} → {_f(lo.predicted)}), the "
+                       f"largest undershot ({_f(hi.target)} → {_f(hi.predicted)}); prediction = target at a "
+                       f"log-shift of {x:.2f}, {near}.")
     if curve is not None and len(curve):
         for run, g in curve.groupby("run", sort=False):
             g = g.sort_values("step")
