@@ -460,7 +460,8 @@ def same_run(profile_a, profile_b, variant: str, seed: int, protocol: str = None
 def copy_same_runs(profile, runs_dir, runs: list, out_root, protocol: str = None, steps: int = None) -> list:
     """Copy into `runs_dir` each run of `runs` [(variant, seed)] it lacks (no metrics.json) that the profile named by
     `profile`'s `reproduce_runs_from` has finished, under out_root/<that profile>/runs/, with the same settings
-    (`same_run`). The copy's train.json gets `copied_from`; returns the copied runs as 'variant/seed<k>'."""
+    (`same_run`) and not cut short by the time limit. The copy's train.json gets `copied_from`; returns the copied runs
+    as 'variant/seed<k>'."""
     path = find_profile(profile)
     extra = load_profile(path)[3]
     src_name = extra.get("reproduce_runs_from")
@@ -473,6 +474,10 @@ def copy_same_runs(profile, runs_dir, runs: list, out_root, protocol: str = None
         if (dst / "metrics.json").is_file() or not (src / "metrics.json").is_file(): continue
         if not same_run(src_path, path, variant, seed, protocol, steps):
             log.warning("not copying %s: its settings differ from %s's", src, extra["name"]); continue
+        src_train = json.loads((src / "train.json").read_text()) if (src / "train.json").is_file() else {}
+        if src_train.get("stopped_by_time_limit") or not src_train:
+            log.warning("not copying %s: %s", src, "it was stopped by the time limit" if src_train else "no train.json")
+            continue
         shutil.copytree(src, dst, dirs_exist_ok=True)
         tj = json.loads((dst / "train.json").read_text())
         tj.update(copied_from=f"{src_runs.parent.name}/runs/{variant}/seed{seed}", checkpoint=str(dst / "last.pt"))
