@@ -83,22 +83,28 @@ def mask_targets(gt_masks, gt_index, proposals, size=28, binary=False, sampling_
     if n < 0 or not isinstance(gt_index, (list, tuple)) or len(gt_index) != n:
         raise TypeError("gt_masks and gt_index must be lists with one entry per image")
     check_box_list(proposals, n, "proposals")
-    out = []
+    crops, rois = [], []
     for masks, idx, props in zip(gt_masks, gt_index, proposals):
         if len(props) == 0: continue
         if masks.ndim != 3: raise ValueError(f"each gt_masks entry must be (G, H, W), got {tuple(masks.shape)}")
         if idx.shape != (len(props),):
             raise ValueError(f"gt_index entry has shape {tuple(idx.shape)} but there are {len(props)} proposals")
-        if idx.min() < 0 or idx.max() >= len(masks):
+        if ((idx < 0) | (idx >= len(masks))).any():
             raise ValueError(f"gt_index must lie in [0, {len(masks)}) for an image with {len(masks)} masks, got "
                              f"[{idx.min().item()}, {idx.max().item()}]; drop unmatched proposals (keep=False) first")
-        dtype = props.dtype if props.is_floating_point() else torch.float32
-        m = masks.to(device=props.device, dtype=dtype)[:, None]                     # (G, 1, H, W)
-        rois = torch.cat([idx.to(device=props.device, dtype=dtype)[:, None], props.to(dtype)], dim=1)
-        out.append(roi_align(m, rois, size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True)[:, 0])
-    if not out:
+        crops.append(masks[idx.to(masks.device)].to(props.device))   # only the matched masks, one per proposal
+        rois.append(props if props.is_floating_point() else props.float())
+    if not crops:
         dev = proposals[0].device if len(proposals) else "cpu"
         return torch.zeros(0, size, size, device=dev)
+    dtype = rois[0].dtype
+    # one RoIAlign call when the images share a size (a training batch), one per image otherwise
+    groups = [(crops, rois)] if len({c.shape[-2:] for c in crops}) == 1 else [([c], [r]) for c, r in zip(crops, rois)]
+    out = []
+    for cs, rs in groups:
+        m, r = torch.cat(cs)[:, None].to(dtype), torch.cat(rs).to(dtype)                # (P, 1, H, W), (P, 4)
+        r = torch.cat([torch.arange(len(r), device=r.device, dtype=dtype)[:, None], r], dim=1)   # RoI i -> mask i
+        out.append(roi_align(m, r, size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True)[:, 0])
     t = torch.cat(out)
     return (t >= 0.5).to(t.dtype) if binary else t
 

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch', 'make_backbone',
-           'TestConfig', 'stack_losses', 'sample_rois', 'small_ops', 'CentripetalNet', 'fold_batchnorm',
+           'TestConfig', 'stack_losses', 'sample_rois', 'mask_rois', 'small_ops', 'CentripetalNet', 'fold_batchnorm',
            'inference_model']
 
 # %% ../nbs/08_model.ipynb #99be7322
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .corner_pool import CornerPoolBlock, ConvBNReLU, pool_top, pool_bottom, pool_left, pool_right
 from .adaption import make_adaption, ADAPTIONS
 from .hourglass import hourglass104, hourglass52, hourglass_small, pad_to_valid
-from .targets import render_targets, collate_targets
+from .targets import render_batch
 from .losses import focal_loss, smooth_l1_at, ae_pull_push
 from .matching import DecodeConfig, decode_pairs, MATCHERS
 from .postprocess import soft_nms, flip_boxes
@@ -143,11 +143,9 @@ class TestConfig:
 
 # %% ../nbs/08_model.ipynb #55aea722
 def _render_batch(targets, num_classes, feat_hw, stride, device):
-    per_image = [
-        render_targets(t["boxes"].to(device).float(), t["labels"].to(device).long(), num_classes, feat_hw, stride)
-        for t in targets
-    ]
-    return collate_targets(per_image)
+    "Collated targets of a batch, rendered in one pass on `device` (`06_targets.render_batch`)."
+    return render_batch([t["boxes"].to(device).float() for t in targets],
+                        [t["labels"].to(device).long() for t in targets], num_classes, feat_hw, stride)
 
 def stack_losses(m, gt, cfg: ModelConfig):
     "Unweighted loss terms of one stack. m: that stack's maps; gt: collated targets."
@@ -186,25 +184,50 @@ def sample_rois(proposals, gt_index, cap: int, generator=None):
     return [p[k] for p, k in zip(proposals, parts)], [i[k] for i, k in zip(gt_index, parts)]
 
 # %% ../nbs/08_model.ipynb #43713e0f
+from torchvision.ops import box_iou
+
+def mask_rois(boxes, scores, gt_boxes, cap: int = 0, generator=None):
+    """The mask head's training RoIs of a batch, matched in one pass: per image, its decoded pairs with a positive score
+    (`boxes` (B, K, 4), `scores` (B, K)) followed by its ground-truth boxes (`gt_boxes`: list of B (G_i, 4)), kept
+    where the best IoU with a ground-truth box of the same image is >= 0.5, then at most `cap` of them (`sample_rois`).
+    Returns lists per image of proposals (P_i, 4) and the index of each one's object (P_i,): what
+    `mask_head.match_proposals` gives image by image."""
+    B, K = scores.shape
+    dev = boxes.device
+    gt = torch.cat([g.to(dev).float() for g in gt_boxes]) if len(gt_boxes) else boxes.new_zeros(0, 4)
+    g_counts = torch.tensor([len(g) for g in gt_boxes], device=dev)
+    images = torch.arange(B, device=dev)
+    g_img = torch.repeat_interleave(images, g_counts, output_size=len(gt))
+    valid = scores > 0
+    p_img = torch.cat([images[:, None].expand(B, K)[valid], g_img])
+    props = torch.cat([boxes[valid].float(), gt])
+    order = torch.sort(p_img, stable=True).indices          # image by image: its decoded pairs, then its ground truth
+    props, p_img = props[order], p_img[order]
+    if len(gt):
+        iou = box_iou(props, gt).masked_fill_(p_img[:, None] != g_img[None], -1)   # other images' objects never match
+        best, g = iou.max(1)
+    else:
+        best, g = props.new_full((len(props),), -1.0), p_img.new_zeros(len(props))
+    keep = best >= 0.5
+    local = g - (g_counts.cumsum(0) - g_counts)[p_img]      # index within the image's objects
+    sizes = torch.bincount(p_img[keep], minlength=B).tolist()
+    return sample_rois(list(props[keep].split(sizes)), list(local[keep].split(sizes)), cap, generator)
+
 def _mask_loss(model, feats, maps, targets, stride):
     cfg = model.cfg
-    with torch.no_grad():
+    with torch.no_grad(), small_ops(feats[-1].device):
         dec = decode_pairs(
             {k: v.detach() for k, v in maps[-1].items()},
             DecodeConfig(matcher=cfg.matcher, k=max(cfg.mask_proposals, 8), num_pairs=cfg.mask_proposals), stride,
         )
-    proposals, gt_index = [], []
-    for b, t in enumerate(targets):
-        gt_boxes = t["boxes"].to(feats[-1].device).float()
-        props = torch.cat([dec["boxes"][b][dec["scores"][b] > 0], gt_boxes])
-        idx, keep = match_proposals(props, gt_boxes)
-        proposals.append(props[keep]); gt_index.append(idx[keep])
-    proposals, gt_index = sample_rois(proposals, gt_index, cfg.mask_rois)
+        proposals, gt_index = mask_rois(dec["boxes"], dec["scores"], [t["boxes"] for t in targets], cfg.mask_rois)
     n = sum(len(p) for p in proposals)
     logits = model.mask(feats[-1], proposals, stride)
     if n == 0: return logits.sum() * 0
-    tgt = mask_targets([t["masks"].to(logits.device) for t in targets], gt_index, proposals, size=logits.shape[-1])
-    labels = torch.cat([t["labels"].to(logits.device)[i] for t, i in zip(targets, gt_index)])
+    with small_ops(logits.device):
+        tgt = mask_targets([t["masks"].to(logits.device) for t in targets], gt_index, proposals,
+                           size=logits.shape[-1])
+        labels = torch.cat([t["labels"].to(logits.device)[i] for t, i in zip(targets, gt_index)])
     return mask_loss(logits, tgt, labels)
 
 # %% ../nbs/08_model.ipynb #7054c355
@@ -303,7 +326,8 @@ class CentripetalNet(nn.Module):
         "Dict of the loss terms (summed over stacks) and 'loss', their weighted sum (Eq. 9)."
         feats, maps = self.forward_maps(images)
         stride = self.stride(images, feats)
-        gt = _render_batch(targets, self.cfg.num_classes, tuple(feats[-1].shape[-2:]), stride, images.device)
+        with small_ops(images.device):      # host-side work of many small ops: one thread is faster on a CPU
+            gt = _render_batch(targets, self.cfg.num_classes, tuple(feats[-1].shape[-2:]), stride, images.device)
         total = {}
         for m in maps:
             for k, v in stack_losses(m, gt, self.cfg).items(): total[k] = total.get(k, 0) + v
