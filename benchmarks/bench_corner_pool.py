@@ -45,7 +45,8 @@ def loop_corner_pool_tl(a, b):
 
 
 def cummax_corner_pool_tl(a, b):
-    "The package's version: torch.cummax on flipped views, scanning along H (strided) and W (contiguous)."
+    """The package's version: torch.cummax on flipped views when a gradient is wanted; without one (inference,
+    forward-only timing) its row loop on one thread."""
     return corner_pool(a, b, 'tl')
 
 
@@ -102,7 +103,7 @@ def main(argv=None):
         del ref
 
     rows = []
-    variants = [('cummax (centripetal.corner_pool)', cummax_corner_pool_tl),
+    variants = [('centripetal.corner_pool (cummax with --backward, else a one-thread row loop)', cummax_corner_pool_tl),
                 ('cummax, scan axis made contiguous', cummax_contiguous_tl),
                 ('row/column loop (H+W passes)', loop_corner_pool_tl)]
     for name, fn in variants:

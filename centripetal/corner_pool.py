@@ -15,29 +15,49 @@ import torch.nn.functional as F
 # %% ../nbs/02_corner_pool.ipynb #4bf754c7
 from .checks import CORNERS, check_corner, check_map, check_same_shape
 
+def _scan_max(x, dim, reverse):
+    """Running max of `x` along `dim` (from the far end when `reverse`) by a loop of in-place row maxima on one CPU
+    thread: the inference path (no indices kept, no backward)."""
+    y = x.clone(memory_format=torch.preserve_format)
+    n, step = y.shape[dim], 1 if reverse else -1
+    threads = torch.get_num_threads()
+    if y.device.type == "cpu": torch.set_num_threads(1)   # each step is a small op: a second thread only waits
+    try:
+        for i in (range(n - 2, -1, -1) if reverse else range(1, n)):
+            row = y.select(dim, i)
+            torch.maximum(row, y.select(dim, i + step), out=row)
+    finally: torch.set_num_threads(threads)
+    return y
+
+def _pool(x, dim, reverse):
+    "Cumulative max along `dim`: `cummax` when a gradient is needed (its backward), else the faster row loop."
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x.flip(dim).cummax(dim=dim).values.flip(dim) if reverse else x.cummax(dim=dim).values
+    return _scan_max(x, dim, reverse)
+
 def pool_top(x):
     """Top pool: out[..., i, j] = max(x[..., i:, j]), the max over the rows at and below row i. x: (B, C, H, W) -> (B,
     C, H, W)."""
     check_map(x)
-    return x.flip(-2).cummax(dim=-2).values.flip(-2)
+    return _pool(x, -2, True)
 
 def pool_left(x):
     """Left pool: out[..., i, j] = max(x[..., i, j:]), the max over the columns at and right of column j. x: (B, C, H,
     W) -> (B, C, H, W)."""
     check_map(x)
-    return x.flip(-1).cummax(dim=-1).values.flip(-1)
+    return _pool(x, -1, True)
 
 def pool_bottom(x):
     """Bottom pool: out[..., i, j] = max(x[..., :i+1, j]), the max over the rows at and above row i. x: (B, C, H, W) ->
     (B, C, H, W)."""
     check_map(x)
-    return x.cummax(dim=-2).values
+    return _pool(x, -2, False)
 
 def pool_right(x):
     """Right pool: out[..., i, j] = max(x[..., i, :j+1]), the max over the columns at and left of column j. x: (B, C, H,
     W) -> (B, C, H, W)."""
     check_map(x)
-    return x.cummax(dim=-1).values
+    return _pool(x, -1, False)
 
 # %% ../nbs/02_corner_pool.ipynb #f26db957
 def corner_pool(a, b, corner):

@@ -44,10 +44,20 @@ class MaskHead(nn.Module):
             feat, boxes, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True
         )
 
+    def upsample_predict(self, x):
+        """The 2×2 stride-2 deconv + ReLU + 1×1 predictor on (N, conv_ch, h, w) -> logits (N, num_classes, 2h, 2w),
+        computed at h×w: the deconv is a 1×1 conv to its 4 output positions' channels (sub-pixel (a, b) major), the
+        predictor a 1×1 conv in 4 groups, one per sub-pixel, and only the class logits are shuffled into 2h×2w."""
+        up, pr = self.upsample, self.predictor
+        ci, co = up.weight.shape[:2]
+        k = pr.weight.shape[0]
+        y = F.conv2d(x, up.weight.permute(2, 3, 1, 0).reshape(4 * co, ci, 1, 1), up.bias.repeat(4)).relu_()
+        p = F.conv2d(y, pr.weight.repeat(4, 1, 1, 1), pr.bias.repeat(4), groups=4)    # channel (a, b, class)
+        n, _, h, w = p.shape
+        return p.view(n, 2, 2, k, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, k, 2 * h, 2 * w)
+
     def forward(self, feat, boxes, stride=4.0):
-        x = self.roi_features(feat, boxes, stride)
-        x = F.relu(self.upsample(self.convs(x)))
-        return self.predictor(x)
+        return self.upsample_predict(self.convs(self.roi_features(feat, boxes, stride)))
 
 # %% ../nbs/04_mask_head.ipynb #4ddc25c7
 def match_proposals(proposals, gt_boxes, iou_thresh=0.5):
