@@ -402,6 +402,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'centripetal/mask_head.py'),
                                        'centripetal.mask_head._bilinear_weights': ( 'mask_head.html#_bilinear_weights',
                                                                                     'centripetal/mask_head.py'),
+                                       'centripetal.mask_head._paste_axis': ('mask_head.html#_paste_axis', 'centripetal/mask_head.py'),
                                        'centripetal.mask_head.mask_loss': ('mask_head.html#mask_loss', 'centripetal/mask_head.py'),
                                        'centripetal.mask_head.mask_targets': ('mask_head.html#mask_targets', 'centripetal/mask_head.py'),
                                        'centripetal.mask_head.match_proposals': ( 'mask_head.html#match_proposals',

@@ -165,16 +165,29 @@ def paste_masks(mask_probs, boxes, image_hw, threshold=0.5):
     probs = mask_probs if mask_probs.is_floating_point() else mask_probs.float()
     boxes = boxes.to(device=probs.device, dtype=probs.dtype)
     x1, y1, x2, y2 = boxes.unbind(1)
-    cx = torch.arange(W, device=probs.device, dtype=probs.dtype) + 0.5
-    cy = torch.arange(H, device=probs.device, dtype=probs.dtype) + 0.5
-    u = (cx[None] - x1[:, None]) / (x2 - x1).clamp(min=1e-6)[:, None]          # (N, W)
-    v = (cy[None] - y1[:, None]) / (y2 - y1).clamp(min=1e-6)[:, None]          # (N, H)
-    # bilinear resizing is separable: rows then columns, two batched matmuls instead of a (N, H, W) grid_sample;
-    # zero weight rows for pixel centres outside the box give the zeros there
-    wx = _bilinear_weights(u, M) * ((cx[None] >= x1[:, None]) & (cx[None] < x2[:, None]))[..., None]   # (N, W, M)
-    wy = _bilinear_weights(v, M) * ((cy[None] >= y1[:, None]) & (cy[None] < y2[:, None]))[..., None]   # (N, H, M)
-    out = torch.bmm(torch.bmm(wy, probs), wx.transpose(1, 2))                                         # (N, H, W)
-    return out if threshold is None else out > threshold
+    sx, wx = _paste_axis(x1, x2, W, M)                                        # (N,), (N, Ww, M)
+    sy, wy = _paste_axis(y1, y2, H, M)                                        # (N,), (N, Hw, M)
+    # bilinear resizing is separable: rows then columns, two batched matmuls over each box's window
+    crop = torch.bmm(torch.bmm(wy, probs), wx.transpose(1, 2))                # (N, Hw, Ww)
+    if threshold is not None: crop = crop > threshold
+    out = crop.new_zeros(N, H, W)
+    n = torch.arange(N, device=crop.device)[:, None, None]
+    rows = sy[:, None, None] + torch.arange(crop.shape[1], device=crop.device)[None, :, None]
+    cols = sx[:, None, None] + torch.arange(crop.shape[2], device=crop.device)[None, None, :]
+    out[n, rows, cols] = crop
+    return out
+
+def _paste_axis(lo, hi, L, M):
+    """One axis of `paste_masks`: the window of pixels every box needs, and its bilinear weights. Pixel j's centre
+    j + 0.5 is in [lo, hi) for j in [ceil(lo - 0.5), ceil(hi - 0.5)); the window is as long as the longest such run
+    (at least 1), starts at the box's first pixel and is moved back to end inside [0, L). Returns the starts (N,) long
+    and the weights (N, window, M), zero for pixel centres outside the box."""
+    first = torch.ceil(lo - 0.5).clamp(0, L)
+    n = int((torch.ceil(hi - 0.5).clamp(0, L) - first).max().clamp(min=1))
+    start = first.clamp(max=L - n).long()
+    c = start[:, None].to(lo.dtype) + torch.arange(n, device=lo.device, dtype=lo.dtype)[None] + 0.5     # (N, n)
+    w = _bilinear_weights((c - lo[:, None]) / (hi - lo).clamp(min=1e-6)[:, None], M)
+    return start, w * ((c >= lo[:, None]) & (c < hi[:, None]))[..., None]
 
 # %% ../nbs/04_mask_head.ipynb #bbdfbb2e
 def plot_mask_example(image_mask, gt_box, proposal, target, pred_probs, pasted):
