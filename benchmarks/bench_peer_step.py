@@ -19,9 +19,13 @@ Both see the same tensors: --batch WHOLE --size-px images of a generated shapes 
 an existing one), as our targets (boxes, labels) and as mmdetection's InstanceData + img_metas. In one process, after
 --warmup untimed steps of each, --steps rounds of (our step, probe step), each timed with perf_counter; the medians
 give images/s of each and the ratio ours/probe. Then --breakdown-steps instrumented steps of each, with a perf_counter
-around each phase (forward: backbone + head; loss: targets + loss terms; backward; optimizer: zero_grad, clip, Adam),
-and the FLOPs of one step of each side counted with torch.utils.flop_counter.FlopCounterMode (convolutions and
-matmuls; torchvision's deformable conv, grid_sample, pooling and elementwise work are not counted).
+around each phase (forward: backbone + head; loss: targets + loss terms; backward; optimizer: zero_grad, clip, Adam)
+and around the probe's deformable-conv ops (their share of its step is printed), and last the FLOPs of one step of
+each side counted with torch.utils.flop_counter.FlopCounterMode (convolutions and matmuls; pooling, grid_sample and
+elementwise work are not counted, nor is torchvision's deformable conv: the probe's adaption conv is missing from its
+count, while ours, a grid_sample + matmul on the CPU, has its matmul counted).
+--probe-widths ours gives the probe's head our head's widths (then both heads are the same layers with the same
+parameter count): what is left of the ratio is then the implementation, not the architecture.
 Needs the peer extra (pip install -e ".[peer]": mmdet 3.3, mmengine, mmcv-lite). Prints Markdown; asserts nothing.
 
     python benchmarks/bench_peer_step.py                                  # batch 8 × 256 px, 2 threads, 6 rounds
@@ -304,20 +308,38 @@ def ours_phases(model, opt, info, batches, n: int) -> dict:
     return timer.s
 
 
-def probe_phases(probe, opt, info, batches, n: int) -> dict:
-    "Seconds per phase of `n` probe steps: forward = backbone + head; loss = loss_by_feat (targets + terms) + sum."
+DEFORM_OPS = ("deform_conv_forward", "deform_conv_backward_input", "deform_conv_backward_parameters")
+
+
+def probe_phases(probe, opt, info, batches, n: int) -> tuple:
+    """(seconds per phase, seconds inside the deformable conv's ops) of `n` probe steps: forward = backbone + head;
+    loss = loss_by_feat (targets + terms) + sum. The deformable conv's ops (mmcv._ext, the shim's torchvision kernels)
+    are timed by wrapping them in the extension module for these steps only."""
     import torch
-    cfg, timer = info["train_cfg"], Timer()
-    for i in range(n):
-        b = batches[i % len(batches)]
-        with timer(PHASES[3]): opt.zero_grad(set_to_none=True)
-        with timer(PHASES[0]): outs = probe(b["probe_images"])
-        with timer(PHASES[1]): loss, _ = probe.loss(outs, b["gt"], b["metas"])
-        with timer(PHASES[2]): loss.backward()
-        with timer(PHASES[3]):
-            if cfg.grad_clip > 0: torch.nn.utils.clip_grad_norm_(probe.parameters(), cfg.grad_clip)
-            opt.step()
-    return timer.s
+    cfg, timer, inside = info["train_cfg"], Timer(), [0.0]
+    ext = sys.modules.get("mmcv._ext")
+    originals = {name: getattr(ext, name) for name in DEFORM_OPS if ext is not None and name in vars(ext)}
+
+    def timed(fn):
+        def op(*a, **k):
+            t = time.perf_counter()
+            try: return fn(*a, **k)
+            finally: inside[0] += time.perf_counter() - t
+        return op
+    for name, fn in originals.items(): setattr(ext, name, timed(fn))
+    try:
+        for i in range(n):
+            b = batches[i % len(batches)]
+            with timer(PHASES[3]): opt.zero_grad(set_to_none=True)
+            with timer(PHASES[0]): outs = probe(b["probe_images"])
+            with timer(PHASES[1]): loss, _ = probe.loss(outs, b["gt"], b["metas"])
+            with timer(PHASES[2]): loss.backward()
+            with timer(PHASES[3]):
+                if cfg.grad_clip > 0: torch.nn.utils.clip_grad_norm_(probe.parameters(), cfg.grad_clip)
+                opt.step()
+    finally:
+        for name, fn in originals.items(): setattr(ext, name, fn)
+    return timer.s, (inside[0] if originals else None)
 
 
 def count_flops(step, batch, forward, backbone_path: str) -> dict:
@@ -394,6 +416,9 @@ def main(argv=None) -> int:
     batches = prepare(batches, info)
     ours, theirs = make_steps(model, opt, probe, probe_opt, info)
     times = alternate(ours, theirs, batches, args.warmup, args.steps)
+    if args.breakdown_steps:                      # right after the timed rounds: warm, and before the FLOP counter runs
+        phases = (ours_phases(model, opt, info, batches, args.breakdown_steps),
+                  *probe_phases(probe, probe_opt, info, batches, args.breakdown_steps))
     flops = dict(ours=count_flops(ours, batches[0], lambda b: model(b["ours_images"], b["targets"]), ".backbone"),
                  probe=count_flops(theirs, batches[0], lambda b: probe(b["probe_images"]), ".backbone"))
     rows, ratio = step_table(args, times, flops, model, probe)
@@ -414,13 +439,15 @@ def main(argv=None) -> int:
     emit([f"**ratio ours/probe (images/s): {ratio:.2f}×** (issue #13's target: ≥ 1.3×, {verdict} on this run)", ""])
     if args.breakdown_steps:
         n = args.breakdown_steps
-        a = ours_phases(model, opt, info, batches, n)
-        b = probe_phases(probe, probe_opt, info, batches, n)
+        a, b, deform = phases
+        dcn = ("" if deform is None else
+               f" Of the probe's step, {deform * 1000 / n:.1f} ms ({100 * deform / sum(b.values()):.0f} %) are inside "
+               "the deformable conv's mmcv ops (forward and backward; the shim's torchvision CPU kernel).")
         emit([f"### Phases ({n} instrumented step(s) of each, perf_counter around each phase)", "",
               *phase_table(a, b, n), "",
               "Ours: forward = `forward_maps` (backbone + corner branches), loss = the rest of `model(images, "
               "targets)` (target rendering, loss terms). Probe: forward = backbone + `head(feats)`, loss = "
-              "`loss_by_feat` (mmdetection's get_targets, a Python loop over the boxes, then the terms) + their sum.",
+              "`loss_by_feat` (mmdetection's get_targets, a Python loop over the boxes, then the terms) + their sum." + dcn,
               ""])
     emit([f"Load average (1 / 5 / 15 min) {load_average()} at the end (other jobs on the machine make the figures "
           "noisier).", ""])

@@ -197,4 +197,5 @@ def test_bench_peer_step_tiny(tmp_path):
     for phase in ("forward (backbone + head)", "loss (targets + loss terms)", "backward", "optimizer"):
         assert re.search(r"^\| " + re.escape(phase) + r"[^|]*\| [0-9.]+ \| [0-9.]+ \|", r.stdout, re.M), phase
     assert "mmcv ops shim" in r.stdout and r.stdout.count("Load average") == 2
+    assert re.search(r"Of the probe's step, [0-9.]+ ms \([0-9]+ %\) are inside the deformable conv", r.stdout)
     assert md.read_text().strip() == r.stdout.strip()
