@@ -12,8 +12,8 @@ in_channels is, so its head costs more FLOPs than ours: both counts are printed)
 `head.loss_by_feat(*head(backbone(images)), batch_gt_instances, batch_img_metas)`, the sum of every loss term,
 backward, the same clipping and Adam. The images run in the same memory format on both sides (--probe-channels-last).
 mmcv-lite has no compiled ops: tests/peer/mmcv_ops_shim.py stands in for them, so the probe's deformable convolution
-(forward and backward) is torchvision's CPU kernel (what full mmcv would run is its own CPU im2col kernel, comparable),
-and its corner pooling is mmcv's Python torch.cummax path (what mmcv itself runs on torch >= 1.5).
+(forward and backward) is torchvision's CPU kernel (what full mmcv would run is its own CPU im2col kernel, comparable; not
+measured here), and its corner pooling is mmcv's Python torch.cummax path (what mmcv itself runs on torch >= 1.5).
 
 Both see the same tensors: --batch WHOLE --size-px images of a generated shapes dataset (no augmentation; --data reads
 an existing one), as our targets (boxes, labels) and as mmdetection's InstanceData + img_metas. In one process, after
@@ -25,7 +25,9 @@ each side counted with torch.utils.flop_counter.FlopCounterMode (convolutions an
 elementwise work are not counted, nor is torchvision's deformable conv: the probe's adaption conv is missing from its
 count, while ours, a grid_sample + matmul on the CPU, has its matmul counted).
 --probe-widths ours gives the probe's head our head's widths (then both heads are the same layers with the same
-parameter count): what is left of the ratio is then the implementation, not the architecture.
+parameter count): what is left of the ratio is then the implementation, not the architecture. --probe-deform ours
+makes the probe's deformable conv ours too (the torchvision CPU kernel dominates the probe's step otherwise): with
+both, the ratio measures everything but the backbone and the adaption kernel: the rest of the head, targets, losses.
 Needs the peer extra (pip install -e ".[peer]": mmdet 3.3, mmengine, mmcv-lite). Prints Markdown; asserts nothing.
 
     python benchmarks/bench_peer_step.py                                  # batch 8 × 256 px, 2 threads, 6 rounds
@@ -41,6 +43,8 @@ PEER = ROOT / "tests" / "peer"
 NAME = "bench_peer_step.py"
 WIDTHS = dict(mmdet="mmdetection's defaults (branches 256 wide, corner pooling 128)",
               ours="ours (branches in_channels wide, corner pooling in_channels / 2): the same layers as our head")
+DEFORMS = dict(mmcv="mmcv's DeformConv2d through the ops shim (torchvision's CPU kernel)",
+               ours="ours (centripetal.adaption.deform_conv2d_fast, as on our side)")
 PHASES = ("forward (backbone + head)", "loss (targets + loss terms)", "backward", "optimizer (zero_grad, clip, Adam)")
 
 
@@ -59,6 +63,9 @@ def parse_args(argv=None):
     a("--probe-widths", choices=["mmdet", "ours"], default="mmdet",
       help="the probe head's widths: mmdetection's defaults (prediction branches 256 wide, corner pooling 128), or "
            "ours (in_channels and in_channels / 2), which makes the two heads the same layers (default: mmdet)")
+    a("--probe-deform", choices=["mmcv", "ours"], default="mmcv",
+      help="the probe's deformable conv: mmcv's DeformConv2d through the ops shim (torchvision's CPU kernel), or ours "
+           "(centripetal.adaption.deform_conv2d_fast, what our side runs on the CPU) (default: mmcv)")
     a("--data", help="a shapes folder (train.json + images/); default: images generated in a temporary folder")
     a("--seed", type=int, default=0)
     a("--markdown", metavar="OUT", help="also write the Markdown to this file")
@@ -175,6 +182,24 @@ def matched_head_class():
     return CentripetalHeadOurWidths
 
 
+def use_our_deform_conv(head) -> int:
+    """Make every mmcv DeformConv2d of `head` run `centripetal.adaption.deform_conv2d_fast` (plain autograd; same
+    values and gradients as torchvision's kernel) instead of mmcv's op. Returns how many layers were switched."""
+    import types
+    from mmcv.ops import DeformConv2d
+    from centripetal.adaption import deform_conv2d_fast
+
+    def forward(self, x, offset):
+        return deform_conv2d_fast(x, offset, self.weight, None, stride=self.stride, padding=self.padding,
+                                  dilation=self.dilation)
+    layers = [m for m in head.modules() if isinstance(m, DeformConv2d)]
+    for m in layers:
+        if m.groups != 1 or m.deform_groups != 1:
+            raise SystemExit(f"{NAME}: --probe-deform ours handles groups = deform_groups = 1 only")
+        m.forward = types.MethodType(forward, m)
+    return len(layers)
+
+
 def build(args, num_classes: int):
     "(our model, its optimizer, the train config, the probe, its optimizer, the two memory formats)."
     import torch
@@ -208,12 +233,13 @@ def build(args, num_classes: int):
         head = matched_head_class()(**head_cfg)
     else: head = MODELS.build(head_cfg)
     head.init_weights()
+    if args.probe_deform == "ours": use_our_deform_conv(head)
     probe = make_probe(backbone, head).train()
     if ours_cl: model = model.to(memory_format=torch.channels_last)
     if probe_cl: probe.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     probe_opt = torch.optim.Adam(probe.parameters(), lr=train_cfg.lr)
-    info = dict(widths=args.probe_widths, mmdet=mmdet_version, shim=shim, model_cfg=model_cfg, train_cfg=train_cfg, ours_cl=ours_cl,
+    info = dict(deform=args.probe_deform, widths=args.probe_widths, mmdet=mmdet_version, shim=shim, model_cfg=model_cfg, train_cfg=train_cfg, ours_cl=ours_cl,
                 probe_cl=probe_cl)
     return model, opt, probe, probe_opt, info
 
@@ -431,7 +457,7 @@ def main(argv=None) -> int:
           f"Backbone: small hourglass {c.small_channels} ch × {c.small_stacks} stack(s) (cpu profile), same initial "
           f"weights on both sides; {c.adaption} adaption, {c.matcher} matcher, no mask head, {c.num_classes} classes. "
           f"Batch {args.batch} whole {args.size}-px shapes images (no augmentation), the same tensors on both sides; "
-          f"ours {fmt(info['ours_cl'])}, probe {fmt(info['probe_cl'])}; probe head widths: {WIDTHS[info['widths']]}; fp32; Adam lr {info['train_cfg'].lr}, "
+          f"ours {fmt(info['ours_cl'])}, probe {fmt(info['probe_cl'])}; probe head widths: {WIDTHS[info['widths']]}; probe deformable conv: {DEFORMS[info['deform']]}; fp32; Adam lr {info['train_cfg'].lr}, "
           f"grad clip {info['train_cfg'].grad_clip}. {args.warmup} untimed step(s) of each, then {args.steps} rounds "
           "of (our step, probe step).", "",
           *rows, ""])
@@ -440,7 +466,7 @@ def main(argv=None) -> int:
     if args.breakdown_steps:
         n = args.breakdown_steps
         a, b, deform = phases
-        dcn = ("" if deform is None else
+        dcn = ("" if not deform else
                f" Of the probe's step, {deform * 1000 / n:.1f} ms ({100 * deform / sum(b.values()):.0f} %) are inside "
                "the deformable conv's mmcv ops (forward and backward; the shim's torchvision CPU kernel).")
         emit([f"### Phases ({n} instrumented step(s) of each, perf_counter around each phase)", "",
