@@ -12,8 +12,8 @@ in_channels is, so its head costs more FLOPs than ours: both counts are printed)
 `head.loss_by_feat(*head(backbone(images)), batch_gt_instances, batch_img_metas)`, the sum of every loss term,
 backward, the same clipping and Adam. The images run in the same memory format on both sides (--probe-channels-last).
 mmcv-lite has no compiled ops: tests/peer/mmcv_ops_shim.py stands in for them, so the probe's deformable convolution
-(forward and backward) is torchvision's CPU kernel (what full mmcv would run is its own CPU im2col kernel, comparable; not
-measured here), and its corner pooling is mmcv's Python torch.cummax path (what mmcv itself runs on torch >= 1.5).
+(forward and backward) is torchvision's CPU kernel (what full mmcv would run is its own CPU im2col kernel,
+comparable; not measured here), and its corner pooling is mmcv's Python torch.cummax path (what mmcv itself runs on torch >= 1.5).
 
 Both see the same tensors: --batch WHOLE --size-px images of a generated shapes dataset (no augmentation; --data reads
 an existing one), as our targets (boxes, labels) and as mmdetection's InstanceData + img_metas. In one process, after
@@ -239,7 +239,8 @@ def build(args, num_classes: int):
     if probe_cl: probe.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     probe_opt = torch.optim.Adam(probe.parameters(), lr=train_cfg.lr)
-    info = dict(deform=args.probe_deform, widths=args.probe_widths, mmdet=mmdet_version, shim=shim, model_cfg=model_cfg, train_cfg=train_cfg, ours_cl=ours_cl,
+    info = dict(deform=args.probe_deform, widths=args.probe_widths, mmdet=mmdet_version, shim=shim,
+                model_cfg=model_cfg, train_cfg=train_cfg, ours_cl=ours_cl,
                 probe_cl=probe_cl)
     return model, opt, probe, probe_opt, info
 
@@ -450,14 +451,15 @@ def main(argv=None) -> int:
     rows, ratio = step_table(args, times, flops, model, probe)
     c = info["model_cfg"]
     fmt = lambda cl: "channels-last" if cl else "NCHW"
-    emit([f"## Training step: ours vs mmdetection {info['mmdet']}'s CentripetalHead on the same backbone and images", "",
+    emit([f"## Training step: ours vs mmdetection {info['mmdet']}'s CentripetalHead, same backbone and images", "",
           f"CPU {cpu_model()} ({os.cpu_count()} cores), {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"mmdet {info['mmdet']} (mmcv ops shim: {info['shim']}). Load average (1 / 5 / 15 min) {load0} at the start.",
           "",
           f"Backbone: small hourglass {c.small_channels} ch × {c.small_stacks} stack(s) (cpu profile), same initial "
           f"weights on both sides; {c.adaption} adaption, {c.matcher} matcher, no mask head, {c.num_classes} classes. "
           f"Batch {args.batch} whole {args.size}-px shapes images (no augmentation), the same tensors on both sides; "
-          f"ours {fmt(info['ours_cl'])}, probe {fmt(info['probe_cl'])}; probe head widths: {WIDTHS[info['widths']]}; probe deformable conv: {DEFORMS[info['deform']]}; fp32; Adam lr {info['train_cfg'].lr}, "
+          f"ours {fmt(info['ours_cl'])}, probe {fmt(info['probe_cl'])}; probe head widths: {WIDTHS[info['widths']]}; "
+          f"probe deformable conv: {DEFORMS[info['deform']]}; fp32; Adam lr {info['train_cfg'].lr}, "
           f"grad clip {info['train_cfg'].grad_clip}. {args.warmup} untimed step(s) of each, then {args.steps} rounds "
           "of (our step, probe step).", "",
           *rows, ""])
@@ -473,7 +475,8 @@ def main(argv=None) -> int:
               *phase_table(a, b, n), "",
               "Ours: forward = `forward_maps` (backbone + corner branches), loss = the rest of `model(images, "
               "targets)` (target rendering, loss terms). Probe: forward = backbone + `head(feats)`, loss = "
-              "`loss_by_feat` (mmdetection's get_targets, a Python loop over the boxes, then the terms) + their sum." + dcn,
+              "`loss_by_feat` (mmdetection's get_targets, a Python loop over the boxes, then the terms) + their sum."
+              + dcn,
               ""])
     emit([f"Load average (1 / 5 / 15 min) {load_average()} at the end (other jobs on the machine make the figures "
           "noisier).", ""])

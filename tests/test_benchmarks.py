@@ -191,8 +191,8 @@ def test_bench_peer_step_tiny(tmp_path):
     m = re.search(r"ratio ours/probe \(images/s\): ([0-9.]+)×", r.stdout)
     assert m and float(m.group(1)) > 0, r.stdout[-3000:]
     for side in ("ours: CentripetalNet + train_step", "probe: same backbone + mmdet CentripetalHead"):
-        row = re.search(r"^\| " + re.escape(side) + r" \| ([0-9.]+) \|[^|]*\| ([0-9.]+) \| ([0-9.]+) ([MGT])FLOP", r.stdout,
-                        re.M)
+        row = re.search(r"^\| " + re.escape(side) + r" \| ([0-9.]+) \|[^|]*\| ([0-9.]+) \| ([0-9.]+) ([MGT])FLOP",
+                        r.stdout, re.M)
         assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0 and float(row.group(3)) > 0, side
     for phase in ("forward (backbone + head)", "loss (targets + loss terms)", "backward", "optimizer"):
         assert re.search(r"^\| " + re.escape(phase) + r"[^|]*\| [0-9.]+ \| [0-9.]+ \|", r.stdout, re.M), phase
