@@ -199,3 +199,10 @@ def test_bench_peer_step_tiny(tmp_path):
     assert "mmcv ops shim" in r.stdout and r.stdout.count("Load average") == 2
     assert re.search(r"Of the probe's step, [0-9.]+ ms \([0-9]+ %\) are inside the deformable conv", r.stdout)
     assert md.read_text().strip() == r.stdout.strip()
+    # with our widths and our deformable conv the probe is the same network as ours: the same FLOPs and parameters
+    r = subprocess.run(cmd[:-2] + ["--probe-widths", "ours", "--probe-deform", "ours"], capture_output=True, text=True,
+                       env=_env(), cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    flops_params = r"^\| (?:ours|probe): [^|]*\|(?:[^|]*\|){3} ([^|]*) \| ([^|]*) \|[^|]*\| ([^|]*) \|$"
+    rows = re.findall(flops_params, r.stdout, re.M)
+    assert len(rows) == 2 and rows[0] == rows[1], rows
