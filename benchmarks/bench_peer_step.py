@@ -12,9 +12,9 @@ in_channels is, so its head costs more FLOPs than ours: both counts are printed)
 `head.loss_by_feat(*head(backbone(images)), batch_gt_instances, batch_img_metas)`, the sum of every loss term,
 backward, the same clipping and Adam. The images run in the same memory format on both sides (--probe-channels-last).
 mmcv-lite has no compiled ops: tests/peer/mmcv_ops_shim.py stands in for them, so the probe's deformable convolution
-(forward and backward) is torchvision's CPU kernel (what full mmcv would run is its own CPU im2col kernel,
-comparable; not measured here), and its corner pooling is mmcv's Python torch.cummax path (what mmcv itself runs on
-torch >= 1.5).
+(forward and backward) is torchvision's CPU kernel. Full mmcv would run its own CPU im2col kernel, of the same
+kind but not measured here, so how much of that time mmcv itself would spend is unknown. Its corner pooling is
+mmcv's Python torch.cummax path (what mmcv itself runs on torch >= 1.5).
 
 Both see the same tensors: --batch WHOLE --size-px images of a generated shapes dataset (no augmentation; --data reads
 an existing one), as our targets (boxes, labels) and as mmdetection's InstanceData + img_metas. In one process, after
