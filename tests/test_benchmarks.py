@@ -164,3 +164,45 @@ def test_device_time_is_the_union_of_kernels():
               ev(b.PREFIX + "backward", 0, 30), ev("range", 0, 30, is_user_annotation=True),
               ev("ann", 0, 30, activity_type="gpu_user_annotation")]
     assert b.device_time_us(types.SimpleNamespace(events=lambda: events)) == 12 + 10
+
+
+def test_bench_peer_step_tiny(tmp_path):
+    "benchmarks/bench_peer_step.py (ours vs a probe on mmdetection's CentripetalHead) at batch 2 × 64 px, one round."
+    pytest.importorskip("mmdet", reason="needs the peer extra: pip install -e '.[peer]'")
+    import torch, torchvision
+    sys.path.insert(0, str(ROOT / "tests" / "peer"))
+    import peer_models
+    peer_models.import_mmdet()                     # the ops shim, whose backward the probe trains with
+    from mmcv.ops import DeformConv2d
+    torch.manual_seed(0)
+    conv = DeformConv2d(4, 3, 3, 1, 1).double()
+    x, off = torch.randn(2, 4, 5, 6, dtype=torch.double), torch.randn(2, 18, 5, 6, dtype=torch.double)
+    ins = [t.clone().requires_grad_() for t in (x, off)]
+    conv(*ins).square().sum().backward()
+    ref = [t.clone().requires_grad_() for t in (x, off, conv.weight.detach())]
+    torchvision.ops.deform_conv2d(ref[0], ref[1], ref[2], padding=1).square().sum().backward()
+    for got, want in zip((ins[0].grad, ins[1].grad, conv.weight.grad), (r.grad for r in ref)):
+        assert torch.allclose(got, want) and want.abs().sum() > 0
+    md = tmp_path / "peer.md"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_peer_step.py"), "--size", "64", "--batch", "2", "--steps",
+           "1", "--warmup", "1", "--breakdown-steps", "1", "--threads", "1", "--markdown", str(md)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = re.search(r"ratio ours/probe \(images/s\): ([0-9.]+)×", r.stdout)
+    assert m and float(m.group(1)) > 0, r.stdout[-3000:]
+    for side in ("ours: CentripetalNet + train_step", "probe: same backbone + mmdet CentripetalHead"):
+        row = re.search(r"^\| " + re.escape(side) + r" \| ([0-9.]+) \|[^|]*\| ([0-9.]+) \| ([0-9.]+) ([MGT])FLOP",
+                        r.stdout, re.M)
+        assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0 and float(row.group(3)) > 0, side
+    for phase in ("forward (backbone + head)", "loss (targets + loss terms)", "backward", "optimizer"):
+        assert re.search(r"^\| " + re.escape(phase) + r"[^|]*\| [0-9.]+ \| [0-9.]+ \|", r.stdout, re.M), phase
+    assert "mmcv ops shim" in r.stdout and r.stdout.count("Load average") == 2
+    assert re.search(r"Of the probe's step, [0-9.]+ ms \([0-9]+ %\) are inside the deformable conv", r.stdout)
+    assert md.read_text().strip() == r.stdout.strip()
+    # with our widths and our deformable conv the probe is the same network as ours: the same FLOPs and parameters
+    r = subprocess.run(cmd[:-2] + ["--probe-widths", "ours", "--probe-deform", "ours"], capture_output=True, text=True,
+                       env=_env(), cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    flops_params = r"^\| (?:ours|probe): [^|]*\|(?:[^|]*\|){3} ([^|]*) \| ([^|]*) \|[^|]*\| ([^|]*) \|$"
+    rows = re.findall(flops_params, r.stdout, re.M)
+    assert len(rows) == 2 and rows[0] == rows[1], rows
