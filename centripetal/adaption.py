@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFORM_IMPLS', 'ADAPTIONS', 'deform_conv2d', 'DeformConv2d', 'CrossStarAdaption', 'DCNAdaption', 'roi_conv_offsets',
            'RoIConvAdaption', 'NoAdaption', 'make_adaption', 'sampling_points', 'cross_star_map', 'border_prior_weight',
-           'plot_sampling_points', 'figure7', 'deform_conv2d_fast']
+           'plot_sampling_points', 'figure7', 'deform_conv2d_fast', 'sample_bilinear']
 
 # %% ../nbs/03_adaption.ipynb #8a1e57c6
 import torch
@@ -344,3 +344,36 @@ def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilati
 
 # %% ../nbs/03_adaption.ipynb #4e10782a
 _deform_cpu = deform_conv2d_fast
+
+# %% ../nbs/03_adaption.ipynb #14631943
+from fastcore.basics import patch
+
+def sample_bilinear(x, py, px):
+    """Bilinear samples of `x` (B, C, H, W) at pixel positions `py`, `px` (B, N) (cell centres at integers, zero outside
+    the map, as `deform_conv2d_fast` reads) -> (B, C, N)."""
+    B, C, H, W = x.shape
+    Hp, Wp = _next_pow2(H), _next_pow2(W)         # the exact normalisation round trip (see "Making it fast")
+    xg = F.pad(x, (0, Wp - W, 0, Hp - H)) if (Hp, Wp) != (H, W) else x
+    grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
+    return F.grid_sample(xg, grid[:, :, None], mode="bilinear", padding_mode="zeros", align_corners=False)[..., 0]
+
+@patch
+def at_cells(self: CrossStarAdaption, feat, guide, ys, xs):
+    """Rows of `forward(feat, guide)` at integer cells `ys`, `xs` (B, P) only -> (B, P, C); zero rows for cells
+    outside the map."""
+    _check_feat_guide(feat, guide, True, type(self).__name__)
+    B, C, H, W = feat.shape
+    k, P = self.kernel, ys.shape[1]
+    inside = (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W)
+    yc, xc = ys.clamp(0, H - 1), xs.clamp(0, W - 1)
+    flat = (yc * W + xc)[:, None].expand(B, 2, P)
+    g = guide.detach().reshape(B, 2, H * W).gather(2, flat).transpose(1, 2)           # (B, P, 2) guiding shift
+    off = g @ self.guide_offset.weight.view(2 * k * k, 2).t().to(g.dtype)             # (B, P, 2k²): (dy, dx) per tap
+    t = torch.arange(k, device=feat.device, dtype=feat.dtype) - k // 2
+    py = yc[..., None].to(feat.dtype) + t.repeat_interleave(k) + off[..., 0::2]      # (B, P, k²), taps row-major
+    px = xc[..., None].to(feat.dtype) + t.repeat(k) + off[..., 1::2]
+    cols = sample_bilinear(feat, py.flatten(1), px.flatten(1)).view(B, C, P, k * k)
+    w = self.dcn.weight                                                                # (C_out, C, k, k)
+    out = cols.permute(0, 2, 1, 3).reshape(B, P, C * k * k) @ w.reshape(w.shape[0], -1).t()
+    if self.relu: out = out.relu()
+    return out * inside[..., None]

@@ -19,7 +19,7 @@ from .adaption import make_adaption, ADAPTIONS
 from .hourglass import hourglass104, hourglass52, hourglass_small, pad_to_valid
 from .targets import render_batch
 from .losses import focal_loss, smooth_l1_at, ae_pull_push
-from .matching import DecodeConfig, decode_pairs, MATCHERS
+from .matching import DecodeConfig, decode_pairs, MATCHERS, topk_corners
 from .postprocess import soft_nms, flip_boxes
 from .mask_head import MaskHead, match_proposals, mask_targets, mask_loss, paste_masks
 
@@ -88,18 +88,44 @@ class CornerBranch(nn.Module):
         self.ctr = make_head(ch, 2) if cfg.matcher == "center_regression" else None
         self.emb = make_head(ch, cfg.emb_dim) if cfg.emb_dim else None
 
-    def forward(self, x):
-        "x (B,ch,H,W) -> dict of maps: heat (B,C,H,W), off (B,2,H,W) and the variant's outputs."
+    def forward(self, x, cs_cells=None):
+        """x (B,ch,H,W) -> dict of maps: heat (B,C,H,W), off (B,2,H,W) and the variant's outputs. `cs_cells`: for
+        inference, a function heat -> (ys, xs) (B, P) of the cells the decoder will read; where the adaption can
+        (`at_cells`), the centripetal shift is then computed at those cells only and is zero elsewhere."""
         p = self.pool(x)
         out = {"heat": self.heat(p), "off": self.off(p)}
         guide = None
         if self.gs is not None: out["gs"] = guide = self.gs(p)
         if self.wh is not None: out["wh"] = guide = self.wh(p)
+        if cs_cells is not None and self.cs is not None and hasattr(self.adapt, "at_cells"):
+            ys, xs = cs_cells(out["heat"])
+            out["cs"] = _scatter_cells(self.cs_at(p, guide, ys, xs), ys, xs, p.shape[-2:])
+            return out
         a = self.adapt(p, guide)
         for name in ("cs", "ctr", "emb"):
             head = getattr(self, name)
             if head is not None: out[name] = head(a)
         return out
+
+    def cs_at(self, p, guide, ys, xs):
+        """The centripetal shift (B, P, 2) at cells `ys`, `xs` (B, P) of the pooled features `p`: the adaption at the
+        cells and their neighbours (`at_cells`), then the cs head's 3×3 conv, ReLU and 1×1 conv as matrix products."""
+        conv, last = self.cs[0], self.cs[-1]
+        k = conv.kernel_size[0]
+        d = torch.arange(k, device=ys.device) - k // 2
+        ny, nx = ys[..., None] + d.repeat_interleave(k), xs[..., None] + d.repeat(k)          # (B, P, k²)
+        B, P = ys.shape
+        a = self.adapt.at_cells(p, guide, ny.flatten(1), nx.flatten(1)).view(B, P, k * k * p.shape[1])
+        h = (a @ conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1).t() + conv.bias).relu()
+        return h @ last.weight.flatten(1).t() + last.bias
+
+def _scatter_cells(values, ys, xs, hw):
+    "A (B, D, H, W) map, zero but for `values` (B, P, D) at cells `ys`, `xs` (B, P)."
+    B, P, D = values.shape
+    H, W = hw
+    dense = values.new_zeros(B, D, H * W)
+    dense.scatter_(2, (ys * W + xs)[:, None].expand(B, D, P), values.transpose(1, 2))
+    return dense.view(B, D, H, W)
 
 # %% ../nbs/08_model.ipynb #8e9f6063
 class CenterBranch(nn.Module):
@@ -250,10 +276,19 @@ def _pad_to(images, n_down):
     ph, pw = pad_to_valid(H, n_down) - H, pad_to_valid(W, n_down) - W
     return F.pad(images, (0, pw, 0, ph)) if (ph or pw) else images
 
-def _detect(model, images, test_cfg):
+def _decoded_cells(dcfg):
+    "heat (B, C, H, W) -> (ys, xs) (B, k): the cells of the top-k corners `decode_pairs` will read under `dcfg`."
+    def cells(heat):
+        with small_ops(heat.device):
+            _, _, ys, xs = topk_corners(heat, min(dcfg.k, heat[0].numel()), dcfg.kernel, logits=True)
+        return ys, xs
+    return cells
+
+def _detect(model, images, test_cfg, sparse_cs=True):
     """Decoded pairs of every test scale (and flip) of images (B,3,H,W): boxes (B,N,4) in input pixels, scores and
     labels (B,N), and the last stack's features of the unflipped scale-1 images (for the masks; None without scale
-    1)."""
+    1). `sparse_cs`: compute the centripetal shift only at the corners the decoder reads (same detections; False
+    computes the dense maps, for tests)."""
     B = images.shape[0]
     dcfg = replace(test_cfg.decode, matcher=model.cfg.matcher)   # the decoder reads what this model predicts
     all_boxes, all_scores, all_labels, base_feats = [], [], [], None
@@ -261,7 +296,7 @@ def _detect(model, images, test_cfg):
         x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False)
         x = _pad_to(x, model.backbone.n_down) if s != 1.0 else x
         if test_cfg.flip: x = torch.cat([x, x.flip(-1)])
-        feats, maps = model.forward_maps(x)
+        feats, maps = model.forward_maps(x, last_only=True, cs_cells=_decoded_cells(dcfg) if sparse_cs else None)
         if s == 1.0 and base_feats is None: base_feats = feats[-1][:B]
         with small_ops(x.device):
             d = decode_pairs(maps[-1], dcfg, model.stride(x, feats))
@@ -301,13 +336,16 @@ class CentripetalNet(nn.Module):
         self.ct = nn.ModuleList(CenterBranch(cfg, ch) for _ in range(n)) if cfg.matcher == "center_heatmap" else None
         self.mask = MaskHead(ch, ch, cfg.num_classes) if cfg.mask_head else None
 
-    def forward_maps(self, images):
-        "-> (features of every stack, list of per-stack dicts of maps keyed 'tl_heat', 'br_off', 'tl_cs', ...)."
+    def forward_maps(self, images, last_only=False, cs_cells=None):
+        """-> (features of every stack, list of per-stack dicts of maps keyed 'tl_heat', 'br_off', 'tl_cs', ...).
+        For inference: `last_only` runs the heads of the last stack only (the one decoded), `cs_cells` is passed to
+        its corner branches (see `CornerBranch.forward`)."""
         feats = self.backbone(images)
         maps = []
         for i, f in enumerate(feats):
-            m = {f"tl_{k}": v for k, v in self.tl[i](f).items()}
-            m.update({f"br_{k}": v for k, v in self.br[i](f).items()})
+            if last_only and i < len(feats) - 1: continue
+            m = {f"tl_{k}": v for k, v in self.tl[i](f, cs_cells).items()}
+            m.update({f"br_{k}": v for k, v in self.br[i](f, cs_cells).items()})
             if self.ct is not None: m.update({f"ct_{k}": v for k, v in self.ct[i](f).items()})
             maps.append(m)
         return feats, maps
