@@ -1,5 +1,6 @@
-"""Benchmark top-left corner pooling (top pool + left pool): cumulative max (as in the package, and with the scanned
-axis made contiguous first) versus the row-by-row loop.
+"""Benchmark top-left corner pooling (top pool + left pool): the package's `corner_pool` (cumulative max when a
+gradient is wanted, a one-thread row loop at inference), cumulative max on flipped views, with the scanned axis made
+contiguous first, and the row-by-row loop.
 
 The row-by-row loop is the recurrence the original CornerNet CUDA kernels run: start from the last row (column),
 then for each earlier one take max(itself, the already-pooled next one). It is vectorised over batch, channels and
@@ -9,6 +10,7 @@ in one call per direction.
     python benchmarks/bench_corner_pool.py                       # (8, 128, 128, 128) float32, forward only
     python benchmarks/bench_corner_pool.py --backward --repeats 3
     python benchmarks/bench_corner_pool.py --shape 1 64 64 64 --threads 1
+    python benchmarks/bench_corner_pool.py --shape 16 32 64 64 --channels-last --threads 2   # a CPU evaluation batch
 
 Prints a small table (median milliseconds over --repeats runs after one warm-up); never asserts.
 """
@@ -50,6 +52,11 @@ def cummax_corner_pool_tl(a, b):
     return corner_pool(a, b, 'tl')
 
 
+def cummax_flips_tl(a, b):
+    "torch.cummax on flipped views, whether or not a gradient is wanted (the package's training path)."
+    return a.flip(-2).cummax(-2).values.flip(-2) + b.flip(-1).cummax(-1).values.flip(-1)
+
+
 def cummax_contiguous_tl(a, b):
     "cummax with the scanned axis made the contiguous last one first (a transpose copy for the top pool)."
     top = a.transpose(-1, -2).flip(-1).contiguous().cummax(-1).values.flip(-1).transpose(-1, -2)
@@ -88,6 +95,7 @@ def main(argv=None):
     p.add_argument('--device', default='cpu', help="'cpu' (default) or e.g. 'cuda'")
     p.add_argument('--dtype', default='float32', choices=['float32', 'float64', 'float16', 'bfloat16'])
     p.add_argument('--backward', action='store_true', help='time forward + backward of the sum instead of forward only')
+    p.add_argument('--channels-last', action='store_true', help='inputs in channels-last memory format (as the model)')
     args = p.parse_args(argv)
     if args.repeats < 1: p.error('--repeats must be at least 1')
     if args.threads: torch.set_num_threads(args.threads)
@@ -96,6 +104,8 @@ def main(argv=None):
     g = torch.Generator(device='cpu').manual_seed(0)
     a = torch.randn(*args.shape, generator=g).to(device, dtype).requires_grad_(args.backward)
     b = torch.randn(*args.shape, generator=g).to(device, dtype).requires_grad_(args.backward)
+    if args.channels_last:
+        a, b = (t.detach().contiguous(memory_format=torch.channels_last).requires_grad_(args.backward) for t in (a, b))
 
     with torch.no_grad():  # the two must agree before we time them
         ref = loop_corner_pool_tl(a, b)
@@ -104,6 +114,7 @@ def main(argv=None):
 
     rows = []
     variants = [('centripetal.corner_pool (cummax with --backward, else a one-thread row loop)', cummax_corner_pool_tl),
+                ('cummax on flipped views', cummax_flips_tl),
                 ('cummax, scan axis made contiguous', cummax_contiguous_tl),
                 ('row/column loop (H+W passes)', loop_corner_pool_tl)]
     for name, fn in variants:
@@ -111,7 +122,8 @@ def main(argv=None):
         with ctx: rows.append((name, time_fn(fn, a, b, args.repeats, args.backward)))
 
     B, C, H, W = args.shape
-    print(f"# corner pooling 'tl' (top + left), input ({B}, {C}, {H}, {W}) {args.dtype} on {device}, "
+    print(f"# corner pooling 'tl' (top + left), input ({B}, {C}, {H}, {W}) {args.dtype}"
+          f"{' channels-last' if args.channels_last else ''} on {device}, "
           f"{'forward + backward' if args.backward else 'forward'}")
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} logical CPUs" + (f", {torch.cuda.get_device_name(device)}" if device.type == 'cuda' else ''))

@@ -413,11 +413,12 @@ def memo_forward_maps(model, max_bytes: int = 2 ** 30):
         raise ValueError("memo_forward_maps keeps only what box decoding reads: set model.mask = None first")
     orig = type(model).forward_maps.__get__(model)
     cache = {}
-    def forward_maps(x):
+    def forward_maps(x, last_only=False, cs_cells=None):
+        # the rules may decode other cells than a first call's `cs_cells` would pick: remember the dense maps
         forward_maps.calls += 1
         key = _input_key(x)
         if key in cache: return cache[key]
-        feats, maps = orig(x)
+        feats, maps = orig(x, last_only=True)
         forward_maps.runs += 1
         last = feats[-1]
         # predict reads only the features' shape (the stride)
