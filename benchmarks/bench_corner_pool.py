@@ -128,7 +128,7 @@ def main(argv=None):
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} logical CPUs" + (f", {torch.cuda.get_device_name(device)}" if device.type == 'cuda' else ''))
     print(f"# max |cummax variants - loop| = {diff:.3g}; median of {args.repeats} runs after one warm-up")
-    print(f"| variant | median ms | vs cummax |")
+    print(f"| variant | median ms | vs the first row |")
     print(f"|---|---:|---:|")
     for name, ms in rows:
         print(f"| {name} | {_fmt(ms)} | {ms / rows[0][1]:.2f}× |")
