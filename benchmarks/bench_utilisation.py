@@ -177,8 +177,11 @@ def make_step(train_cfg, precision: str, device, update_config):
     # A GradScaler starting at 2^10, not 2^16: the first fp16 steps of a fresh model overflow at 2^16 and are
     # skipped, which would time steps without their optimizer update.
     scaler = torch.amp.GradScaler("cuda", enabled=fp16_cuda, init_scale=2.0 ** 10)
-    if precision == "fp32" or (precision == "bf16" and device.type == "cpu") or fp16_cuda:
-        cfg = update_config(train_cfg, dict(amp=precision != "fp32"))
+    has_dtype = hasattr(train_cfg, "amp_dtype")         # TrainConfig.amp_dtype: train_step runs bf16 on CUDA too
+    if precision == "fp32" or (precision == "bf16" and (device.type == "cpu" or has_dtype)) or fp16_cuda:
+        over = dict(amp=precision != "fp32")
+        if has_dtype: over["amp_dtype"] = "float16" if precision == "fp16" else "bfloat16"
+        cfg = update_config(train_cfg, over)
         return (lambda model, images, targets, opt: train_step(model, images, targets, opt, scaler, cfg, device),
                 "centripetal.train.train_step")
 

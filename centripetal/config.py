@@ -40,8 +40,14 @@ class TrainConfig:
     warmup_iters: int = 500          # linear warm-up from warmup_ratio·lr (the releases; not in the paper)
     warmup_ratio: float = 1 / 3
     grad_clip: float = 35.0          # max global gradient norm; 0 disables
-    amp: bool = False                # float16 autocast + GradScaler on CUDA, bfloat16 autocast on CPU
+    amp: bool = False                # mixed precision: autocast in amp_dtype
+    amp_dtype: str = "bfloat16"      # 'bfloat16' (CPU and CUDA, no loss scaling) or 'float16' (CUDA, with GradScaler)
+    # GradScaler's first scale for float16: torch's 2**16 overflows in the first steps of Hourglass-104 (they are then
+    # skipped: 7 of them on an H100, down to 2**9), so start below
+    amp_init_scale: float = 256.0
+    compile: bool = False            # torch.compile the network (backbone + heads); loss and decoding stay eager
     num_workers: int = 2
+    prefetch_factor: int = 4         # batches each DataLoader worker prepares ahead (num_workers > 0)
     seed: int = 0
     out_dir: str = "runs/default"
     log_every: int = 20              # steps between rows of log.csv
@@ -72,6 +78,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
         if self.warmup_iters < 0 or self.num_workers < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig.warmup_iters, num_workers and grad_clip must be >= 0")
+        if self.amp_dtype not in ("bfloat16", "float16"):
+            raise ValueError(f"TrainConfig.amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
+        if not self.amp_init_scale > 0 or not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1:
+            raise ValueError("TrainConfig.amp_init_scale must be > 0 and prefetch_factor a positive integer, got "
+                             f"{self.amp_init_scale!r} and {self.prefetch_factor!r}")
         if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.snapshot_steps):
             raise ValueError(f"TrainConfig.snapshot_steps must be positive step numbers, got {self.snapshot_steps!r}")
         if list(self.lr_steps) != sorted(self.lr_steps) or any(

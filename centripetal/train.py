@@ -6,9 +6,9 @@ exact resume, `torchrun` data parallelism, and the `centripetal train` command."
 # %% auto #0
 __all__ = ['log', 'lr_at', 'plot_lr', 'epoch_batches', 'steps_per_epoch', 'seed_everything', 'get_rng_state', 'set_rng_state',
            'DistInfo', 'setup_distributed', 'cleanup_distributed', 'build_dataset', 'epoch_loader', 'to_device',
-           'freeze_batchnorm', 'n_parameters', 'CsvLog', 'read_log', 'plot_losses', 'train_step', 'restore',
-           'checkpoint_state', 'wrap_model', 'budget_fraction', 'window_row', 'train', 'ensure_data', 'train_parser',
-           'configs_from_args', 'main_train']
+           'freeze_batchnorm', 'n_parameters', 'CsvLog', 'read_log', 'plot_losses', 'make_scaler', 'compile_network',
+           'train_step', 'restore', 'checkpoint_state', 'wrap_model', 'budget_fraction', 'window_row', 'train',
+           'ensure_data', 'train_parser', 'configs_from_args', 'main_train']
 
 # %% ../nbs/12_train.ipynb #4f3bc4ea
 # Longer than the project's ~400 lines per module, on purpose: the loop and what exact resume depends on (the learning
@@ -172,6 +172,7 @@ def epoch_loader(dataset, train_cfg: TrainConfig, epoch: int, info: DistInfo, sk
     return DataLoader(
         dataset, batch_sampler=batches, collate_fn=collate, num_workers=train_cfg.num_workers, generator=g,
         pin_memory=info.device.type == "cuda", persistent_workers=False,
+        prefetch_factor=train_cfg.prefetch_factor if train_cfg.num_workers > 0 else None,
     )
 
 def to_device(images: torch.Tensor, targets: list, device):
@@ -251,11 +252,25 @@ def _micro_batches(images, targets, k: int):
     if k == 1: return [(images, targets)]
     return [(images[j::k], targets[j::k]) for j in range(k)]
 
+def make_scaler(cfg: TrainConfig, device) -> torch.amp.GradScaler:
+    """The loss scaler: active for float16 autocast on CUDA only (bfloat16 has float32's range and needs none), starting
+    at `cfg.amp_init_scale`. float16 autocast on a CPU is refused: use amp_dtype 'bfloat16' there."""
+    fp16 = cfg.amp and cfg.amp_dtype == "float16"
+    if fp16 and torch.device(device).type != "cuda":
+        raise ValueError("float16 autocast needs a CUDA device (its loss scaler); on the CPU set amp_dtype: bfloat16")
+    return torch.amp.GradScaler("cuda", enabled=fp16, init_scale=cfg.amp_init_scale)
+
+def compile_network(model: nn.Module) -> nn.Module:
+    """`torch.compile` the network of `model` in place: its `forward_maps` (backbone and heads). The loss (target
+    rendering, mask proposals) and decoding stay eager: their shapes depend on the data. Returns `model`."""
+    model.forward_maps = torch.compile(model.forward_maps)
+    return model
+
 def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, device) -> dict:
     """Forward, backward (over cfg.accum_steps micro-batches), clip, step. images (B,3,H,W); targets: list of B dicts.
     Returns mean loss terms."""
     import contextlib
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    amp_dtype = getattr(torch, cfg.amp_dtype)
     k = cfg.accum_steps
     optimizer.zero_grad(set_to_none=True)
     parts = []
@@ -281,7 +296,7 @@ def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, devi
     scaler.update()
     return {n: torch.stack([p[n] for p in parts]).mean() for n in parts[0]}
 
-# %% ../nbs/12_train.ipynb #2ba7367b
+# %% ../nbs/12_train.ipynb #b890ab24
 def _unwrap(model): return model.module if hasattr(model, "module") else model
 
 def _gather_rng(info: DistInfo) -> list:
@@ -406,8 +421,9 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
             )
         total = min(train_cfg.epochs * spe, train_cfg.max_steps or math.inf)
         optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
-        scaler = torch.amp.GradScaler("cuda", enabled=train_cfg.amp and info.device.type == "cuda")
+        scaler = make_scaler(train_cfg, info.device)
         step, rng = restore(resume, model, optimizer, scaler, model_cfg, info, spe) if resume is not None else (0, None)
+        if train_cfg.compile: compile_network(model)
         model = wrap_model(model, train_cfg, info)
 
         # --- logging
@@ -482,7 +498,7 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
     finally:
         cleanup_distributed(info, barrier=ok)
 
-# %% ../nbs/12_train.ipynb #78ba8854
+# %% ../nbs/12_train.ipynb #d8b346f0
 def ensure_data(train_cfg: TrainConfig, extra: dict, info_rank: int = None, wait_s: float = 600):
     """Generate the shapes benchmark into data_root when the profile has a 'shapes' section and the data is missing
     (rank 0 only)."""
@@ -531,8 +547,10 @@ def train_parser() -> argparse.ArgumentParser:
     a("--lr-steps", type=float, nargs="*", help="epochs (fractions allowed) at which the lr is divided by 10")
     a(
         "--amp", action="store_true", default=None,
-        help="mixed precision (float16 + GradScaler on CUDA, bfloat16 on CPU)",
+        help="mixed precision: bfloat16 autocast (CPU and CUDA), or float16 + GradScaler on CUDA with --amp-dtype",
     )
+    a("--amp-dtype", choices=("bfloat16", "float16"), help="autocast dtype with --amp (default: bfloat16)")
+    a("--compile", action="store_true", default=None, help="torch.compile the network (backbone and heads)")
     a("--backbone", choices=BACKBONES)
     a("--matcher", choices=MATCHERS)
     a("--adaption", choices=ADAPTIONS)
@@ -553,6 +571,7 @@ def configs_from_args(args):
         ("batch_size", "batch_size"), ("lr", "lr"), ("amp", "amp"), ("seed", "seed"), ("workers", "num_workers"),
         ("device", "device"), ("data_root", "data_root"), ("out", "out_dir"), ("log_every", "log_every"),
         ("ckpt_every", "ckpt_every_steps"), ("accum", "accum_steps"), ("freeze_bn", "freeze_bn"),
+        ("amp_dtype", "amp_dtype"), ("compile", "compile"),
     ]:
         if getattr(args, opt) is not None: t[key] = getattr(args, opt)
     if args.lr_steps is not None: t["lr_steps"] = tuple(args.lr_steps)
