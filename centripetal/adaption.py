@@ -338,10 +338,15 @@ def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilati
     grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
     cols = F.grid_sample(xg, grid.view(B * G, K * Ho, Wo, 2), mode="bilinear", padding_mode="zeros",
                          align_corners=False)
-    # (B*G, C/G, K*Ho, Wo) is (B, C*K, Ho*Wo) in memory. A batched product with the weight expanded over the batch (a
-    # stride-0 view): `weight @ cols` would fold the batch into one matrix product by transposing `cols` into a copy,
-    # forward and backward (≈ 40 % of this function's training time on the CPU profile's 8×64×40×40 maps).
-    out = torch.bmm(weight.reshape(1, O, C * K).expand(B, O, C * K), cols.reshape(B, C * K, Ho * Wo))
+    cols = cols.reshape(B, C * K, Ho * Wo)     # (B*G, C/G, K*Ho, Wo) is (B, C*K, Ho*Wo) in memory
+    if torch.is_grad_enabled() and (weight.requires_grad or cols.requires_grad):
+        out = weight.reshape(O, C * K) @ cols
+    else:
+        # inference: a batched product with the weight expanded over the batch (a stride-0 view), the same numbers
+        # without the transposed copy of `cols` that `weight @ cols` makes to fold the batch into one product. Not in
+        # training: its backward sums the weight's gradient in another order, and training is kept bit-identical to
+        # the runs committed in results/ (results/benchmarks.md measures both).
+        out = torch.bmm(weight.reshape(1, O, C * K).expand(B, O, C * K), cols)
     out = out.view(B, O, Ho, Wo)
     return out if bias is None else out + bias.view(1, O, 1, 1)
 

@@ -57,7 +57,11 @@ class MaskHead(nn.Module):
         return p.view(n, 2, 2, k, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, k, 2 * h, 2 * w)
 
     def forward(self, feat, boxes, stride=4.0):
-        return self.upsample_predict(self.convs(self.roi_features(feat, boxes, stride)))
+        x = self.convs(self.roi_features(feat, boxes, stride))
+        # training runs the layers one by one: the fused form's backward sums in another order, and training is kept
+        # bit-identical to the runs committed in results/
+        if torch.is_grad_enabled(): return self.predictor(F.relu(self.upsample(x)))
+        return self.upsample_predict(x)
 
 # %% ../nbs/04_mask_head.ipynb #4ddc25c7
 def match_proposals(proposals, gt_boxes, iou_thresh=0.5):
