@@ -35,7 +35,7 @@ Needs the peer extra (pip install -e ".[peer]": mmdet 3.3, mmengine, mmcv-lite).
     python benchmarks/bench_peer_step.py --markdown results/peer_step.md
     python benchmarks/bench_peer_step.py --size 64 --batch 2 --steps 1 --warmup 1 --breakdown-steps 1   # smoke test
 """
-import argparse, os, platform, statistics, sys, tempfile, time
+import argparse, os, statistics, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,13 +81,7 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------------------------------------------------ machine
-def cpu_model() -> str:
-    "The CPU's model name from /proc/cpuinfo (platform's guess elsewhere)."
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
+from bench_utilisation import cpu_model  # noqa: E402  (this folder is the script's: on sys.path)
 
 
 def load_average() -> str:
