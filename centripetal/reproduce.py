@@ -39,7 +39,7 @@ def train_command(profile, variant, out_dir, data_root=None, gpus: int = 1, gpus
     """The command line (list of str) that trains one run: `python -m centripetal.train ...` for one process, `torchrun
     ... -m centripetal.train ...` with one process per GPU for `gpus` > 1 (several nodes when gpus > gpus_per_node;
     the rendezvous endpoint is `rdzv_endpoint`, 'HOST:29500' when not given). `train_over`: TrainConfig fields that
-    reproduce sets per run (seed, max_steps, epochs, lr_steps), passed as their options."""
+    reproduce sets per run (seed, max_steps, epochs, lr_steps, lr_time_steps), passed as their options."""
     if not (isinstance(gpus, int) and gpus >= 1): raise ValueError(f"gpus must be a positive int, got {gpus!r}")
     args = ["-m", "centripetal.train", "--profile", str(profile), "--out", str(out_dir), "--no-progress"]
     if variant is not None: args += ["--variant", str(variant)]
@@ -49,6 +49,7 @@ def train_command(profile, variant, out_dir, data_root=None, gpus: int = 1, gpus
     for k, v in (train_over or {}).items():
         if k in flags and v is not None: args += [flags[k], str(v)]
         elif k == "lr_steps" and v: args += ["--lr-steps", *map(str, v)]
+        elif k == "lr_time_steps" and v is not None: args += ["--lr-time-steps", *map(str, v)]   # () clears them
     if gpus == 1: return [sys.executable] + args
     per_node = min(gpus, gpus_per_node)
     if gpus % per_node:
@@ -103,7 +104,7 @@ def train_variant(
             find_profile(profile), extra["variant"], run_dir, data_root, gpus, rdzv_endpoint=rdzv_endpoint,
             time_limit_min=train_cfg.time_limit_min,
             train_over=dict(seed=train_cfg.seed, max_steps=train_cfg.max_steps, epochs=train_cfg.epochs,
-                            lr_steps=train_cfg.lr_steps),
+                            lr_steps=train_cfg.lr_steps, lr_time_steps=train_cfg.lr_time_steps),
         )
         if "HOST:29500" in cmd:
             raise RuntimeError(
@@ -614,7 +615,8 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
             summary["runs"][key] = dict(status="skipped", metrics=str(metrics)); continue
         if dry_run:
             _, t, _, x = variant_configs(path, name, seed=seed, protocol=protocol, steps=steps)
-            over = dict(seed=t.seed, max_steps=t.max_steps, epochs=t.epochs, lr_steps=t.lr_steps)
+            over = dict(seed=t.seed, max_steps=t.max_steps, epochs=t.epochs, lr_steps=t.lr_steps,
+                        lr_time_steps=t.lr_time_steps)
             cmd = train_command(path, x["variant"], run_dir, data, gpus, time_limit_min=t.time_limit_min,
                                 train_over=over)
             log.info("would run %s: %s", key, shlex.join(cmd))

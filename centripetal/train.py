@@ -545,6 +545,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--batch-size", type=int, help="images per process and step"); a("--lr", type=float)
     a("--accum", type=int, help="micro-batches per step (gradient accumulation); batch size must be divisible by it")
     a("--lr-steps", type=float, nargs="*", help="epochs (fractions allowed) at which the lr is divided by 10")
+    a("--lr-time-steps", type=float, nargs="*",
+      help="fractions of --time-limit after which the lr is divided by 10 (none given: no time-based drops)")
     a(
         "--amp", action="store_true", default=None,
         help="mixed precision: bfloat16 autocast (CPU and CUDA), or float16 + GradScaler on CUDA with --amp-dtype",
@@ -575,6 +577,7 @@ def configs_from_args(args):
     ]:
         if getattr(args, opt) is not None: t[key] = getattr(args, opt)
     if args.lr_steps is not None: t["lr_steps"] = tuple(args.lr_steps)
+    if args.lr_time_steps is not None: t["lr_time_steps"] = tuple(args.lr_time_steps)
     for opt in ("backbone", "matcher", "adaption"):
         if getattr(args, opt) is not None: m[opt] = getattr(args, opt)
     if args.no_mask: m["mask_head"], t["with_masks"] = False, False
