@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFORM_IMPLS', 'ADAPTIONS', 'deform_conv2d', 'DeformConv2d', 'CrossStarAdaption', 'DCNAdaption', 'roi_conv_offsets',
            'RoIConvAdaption', 'NoAdaption', 'make_adaption', 'sampling_points', 'cross_star_map', 'border_prior_weight',
-           'plot_sampling_points', 'figure7', 'deform_conv2d_fast', 'sample_bilinear']
+           'plot_sampling_points', 'figure7', 'sample_bilinear', 'deform_conv2d_fast']
 
 # %% ../nbs/03_adaption.ipynb #8a1e57c6
 import torch
@@ -314,6 +314,16 @@ def _check_deform_args(x, offset, weight, bias, stride, padding, dilation):
     return sh, sw, ph, pw, dh, dw, Ho, Wo, G
 
 # %% ../nbs/03_adaption.ipynb #8b93d7da
+def sample_bilinear(x, py, px):
+    """Bilinear samples of `x` (N, C, H, W) at pixel positions `py`, `px` (N, h, w) (cell centres at integers, zero
+    outside the map) -> (N, C, h, w): one `grid_sample` call, the map zero-padded at the bottom/right to powers of two so
+    that its normalise/un-normalise round trip is exact (see above)."""
+    H, W = x.shape[-2:]
+    Hp, Wp = _next_pow2(H), _next_pow2(W)
+    xg = F.pad(x, (0, Wp - W, 0, Hp - H)) if (Hp, Wp) != (H, W) else x
+    grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
+    return F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
 def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilation=1):
     """Deformable convolution v1 from one bilinear `grid_sample` call and one matrix product.
 
@@ -324,10 +334,6 @@ def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilati
     B, C, H, W = x.shape
     O, _, kh, kw = weight.shape
     K = kh * kw
-    # Pad bottom/right to powers of two so that grid_sample's normalise/un-normalise round trip is exact (see above).
-    Hp, Wp = _next_pow2(H), _next_pow2(W)
-    xg = F.pad(x, (0, Wp - W, 0, Hp - H)) if (Hp, Wp) != (H, W) else x
-    xg = xg.reshape(B * G, C // G, Hp, Wp)
     off = offset.reshape(B * G, K, 2, Ho, Wo)
     fkw = dict(device=x.device, dtype=x.dtype)
     base_y = ((torch.arange(Ho, **fkw) * sh - ph).view(1, 1, Ho, 1)
@@ -335,9 +341,8 @@ def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilati
     base_x = ((torch.arange(Wo, **fkw) * sw - pw).view(1, 1, 1, Wo)
               + (torch.arange(kw, **fkw) * dw).repeat(kh).view(1, K, 1, 1))
     py, px = base_y + off[:, :, 0], base_x + off[:, :, 1]          # (B*G, K, Ho, Wo) absolute pixel positions
-    grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
-    cols = F.grid_sample(xg, grid.view(B * G, K * Ho, Wo, 2), mode="bilinear", padding_mode="zeros",
-                         align_corners=False)
+    grid_hw = (B * G, K * Ho, Wo)                                  # all K taps stacked along the height axis
+    cols = sample_bilinear(x.reshape(B * G, C // G, H, W), py.reshape(grid_hw), px.reshape(grid_hw))
     cols = cols.reshape(B, C * K, Ho * Wo)     # (B*G, C/G, K*Ho, Wo) is (B, C*K, Ho*Wo) in memory
     if torch.is_grad_enabled() and (weight.requires_grad or cols.requires_grad):
         out = weight.reshape(O, C * K) @ cols
@@ -356,15 +361,6 @@ _deform_cpu = deform_conv2d_fast
 # %% ../nbs/03_adaption.ipynb #14631943
 from fastcore.basics import patch
 
-def sample_bilinear(x, py, px):
-    """Bilinear samples of `x` (B, C, H, W) at pixel positions `py`, `px` (B, N) (cell centres at integers, zero outside
-    the map, as `deform_conv2d_fast` reads) -> (B, C, N)."""
-    B, C, H, W = x.shape
-    Hp, Wp = _next_pow2(H), _next_pow2(W)         # the exact normalisation round trip (see "Making it fast")
-    xg = F.pad(x, (0, Wp - W, 0, Hp - H)) if (Hp, Wp) != (H, W) else x
-    grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
-    return F.grid_sample(xg, grid[:, :, None], mode="bilinear", padding_mode="zeros", align_corners=False)[..., 0]
-
 @patch
 def at_cells(self: CrossStarAdaption, feat, guide, ys, xs):
     """Rows of `forward(feat, guide)` at integer cells `ys`, `xs` (B, P) only -> (B, P, C); zero rows for cells
@@ -380,7 +376,7 @@ def at_cells(self: CrossStarAdaption, feat, guide, ys, xs):
     t = torch.arange(k, device=feat.device, dtype=feat.dtype) - k // 2
     py = yc[..., None].to(feat.dtype) + t.repeat_interleave(k) + off[..., 0::2]      # (B, P, k²), taps row-major
     px = xc[..., None].to(feat.dtype) + t.repeat(k) + off[..., 1::2]
-    cols = sample_bilinear(feat, py.flatten(1), px.flatten(1)).view(B, C, P, k * k)
+    cols = sample_bilinear(feat, py, px)                                              # (B, C, P, k²)
     w = self.dcn.weight                                                                # (C_out, C, k, k)
     out = cols.permute(0, 2, 1, 3).reshape(B, P, C * k * k) @ w.reshape(w.shape[0], -1).t()
     if self.relu: out = out.relu()
