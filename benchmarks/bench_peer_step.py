@@ -81,7 +81,7 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------------------------------------------------ machine
-from bench_utilisation import cpu_model  # noqa: E402  (this folder is the script's: on sys.path)
+from bench_utilisation import cpu_model, markdown_emitter  # noqa: E402  (this folder is the script's: on sys.path)
 
 
 def load_average() -> str:
@@ -421,14 +421,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    md, out = [], Path(args.markdown) if args.markdown else None
-    if out is not None: out.parent.mkdir(parents=True, exist_ok=True)
-
-    def emit(lines):
-        "Print `lines` and rewrite --markdown with everything so far (a run killed later keeps its tables)."
-        md.extend(lines)
-        print("\n".join(lines), flush=True)
-        if out is not None: out.write_text("\n".join(md) + "\n")
+    emit = markdown_emitter(args.markdown)
     load0 = load_average()
     emit([f"# {NAME} ({time.strftime('%Y-%m-%d %H:%M %Z')})", "",
           f"`python benchmarks/{NAME} {' '.join(sys.argv[1:] if argv is None else argv)}`", ""])

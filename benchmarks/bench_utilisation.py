@@ -105,6 +105,19 @@ def load_average() -> str:
     except (OSError, AttributeError): return "n/a"
 
 
+def markdown_emitter(path):
+    """A function emit(lines) that prints `lines` and rewrites `path` (when given) with everything emitted so far, so
+    that a run killed later keeps its tables."""
+    md, out = [], Path(path) if path else None
+    if out is not None: out.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(lines):
+        md.extend(lines)
+        print("\n".join(lines), flush=True)
+        if out is not None: out.write_text("\n".join(md) + "\n")
+    return emit
+
+
 def machine_line(torch, device) -> str:
     "One line naming what the figures were measured on."
     line = f"CPU {cpu_model()} ({n_cores()} cores), {torch.get_num_threads()} threads, torch {torch.__version__}"
@@ -555,14 +568,7 @@ def main(argv=None) -> int:
     if args.threads: torch.set_num_threads(args.threads)
     elif device.type == "cpu": torch.set_num_threads(n_cores())
     names = ["small", "hourglass104"] if args.model == "both" else [args.model]
-    md, out = [], Path(args.markdown) if args.markdown else None
-    if out is not None: out.parent.mkdir(parents=True, exist_ok=True)
-
-    def emit(lines):
-        "Print `lines` and rewrite --markdown with everything so far (a run killed later keeps its tables)."
-        md.extend(lines)
-        print("\n".join(lines), flush=True)
-        if out is not None: out.write_text("\n".join(md) + "\n")
+    emit = markdown_emitter(args.markdown)
     emit([f"# bench_utilisation.py ({time.strftime('%Y-%m-%d %H:%M %Z')})", "",
           f"`python benchmarks/bench_utilisation.py {' '.join(sys.argv[1:] if argv is None else argv)}`", ""])
     with tempfile.TemporaryDirectory(prefix="bench_util_") as tmp:
