@@ -24,6 +24,8 @@ FORWARDED = {
     "convert": ("centripetal.convert", "main_convert",
                 "convert an mmdetection / original-release CentripetalNet checkpoint into a centripetal checkpoint"),
     "study": ("centripetal.study", "main_study", "shift error by object size, learning curves, centre baselines"),
+    "budget": ("centripetal.budget", "main_budget",
+               "the budget pilot: AP against training budget from one trunk per run, and the converged budget S"),
 }
 
 def build_parser():

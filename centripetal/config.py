@@ -36,6 +36,8 @@ class TrainConfig:
     lr: float = 5.0e-4
     lr_steps: tuple = (180,)         # epochs at which the lr is multiplied by lr_gamma
     lr_time_steps: tuple = ()        # fractions of time_limit_min after which the lr is (also) multiplied by lr_gamma
+    # global steps at which the lr is (also) multiplied by lr_gamma: a schedule of the step alone, the same on any data
+    lr_drop_steps: tuple = ()
     lr_gamma: float = 0.1
     warmup_iters: int = 500          # linear warm-up from warmup_ratio·lr (the releases; not in the paper)
     warmup_ratio: float = 1 / 3
@@ -83,6 +85,12 @@ class TrainConfig:
         if not self.amp_init_scale > 0 or not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1:
             raise ValueError("TrainConfig.amp_init_scale must be > 0 and prefetch_factor a positive integer, got "
                              f"{self.amp_init_scale!r} and {self.prefetch_factor!r}")
+        if list(self.lr_drop_steps) != sorted(self.lr_drop_steps) or any(
+            not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.lr_drop_steps
+        ):
+            raise ValueError(
+                f"TrainConfig.lr_drop_steps must be increasing positive step numbers, got {self.lr_drop_steps!r}"
+            )
         if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.snapshot_steps):
             raise ValueError(f"TrainConfig.snapshot_steps must be positive step numbers, got {self.snapshot_steps!r}")
         if list(self.lr_steps) != sorted(self.lr_steps) or any(
@@ -298,13 +306,11 @@ def _train_overrides(train_cfg, extra: dict, rs: dict) -> dict:
     over = dict(time_limit_min=rs["time_limit_min"], lr_time_steps=())         # the time limit is a safety stop only
     n = rs["steps"]
     if n is None: return over                                                  # the profile's epochs for every run
-    over["max_steps"] = n
-    shapes = extra.get("shapes") or {}
-    # steps per epoch of a generated benchmark; a COCO profile keeps its lr_steps (epochs)
-    spe = shapes.get("n_train", 0) // (train_cfg.batch_size * int(extra.get("gpus", 1)))
-    if spe >= 1:
-        over["epochs"] = max(train_cfg.epochs, math.ceil(n / spe))
-        over["lr_steps"] = (round(rs["lr_drop"] * n / spe, 6),) if rs["lr_drop"] < 1 else ()
+    # the schedule is a function of the step alone (the drop at a step, not at an epoch derived from the data), so a
+    # user's own COCO-format folder gets the same schedule as the generated benchmark; epochs = n is never the limit
+    # (an epoch has at least one step), max_steps is
+    over.update(max_steps=n, epochs=max(train_cfg.epochs, n), lr_steps=(),
+                lr_drop_steps=(round(rs["lr_drop"] * n),) if rs["lr_drop"] < 1 else ())
     return over
 
 def variant_configs(profile, variant: str, run_dir=None, data_root=None, seed: int = None, protocol: str = None,

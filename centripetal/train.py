@@ -37,13 +37,13 @@ log = logging.getLogger("centripetal.train")
 # %% ../nbs/12_train.ipynb #a2bce0a4
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
     """Learning rate at 0-based global `step`: linear warm-up from warmup_ratio·lr over warmup_iters steps, ×lr_gamma
-    at each (possibly fractional) epoch in lr_steps and at each fraction in lr_time_steps that `time_frac` (elapsed /
-    time limit) has reached."""
+    at each global step in lr_drop_steps, at each (possibly fractional) epoch in lr_steps and at each fraction in
+    lr_time_steps that `time_frac` (elapsed / time limit) has reached."""
     if steps_per_epoch < 1: raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     # lr_steps may be fractional epochs (the short CPU profiles decay inside their only epoch or two)
-    n_decays = sum(step >= round(s * steps_per_epoch) for s in cfg.lr_steps) + sum(
-        time_frac >= f for f in cfg.lr_time_steps
-    )
+    n_decays = (sum(step >= s for s in cfg.lr_drop_steps)
+                + sum(step >= round(s * steps_per_epoch) for s in cfg.lr_steps)
+                + sum(time_frac >= f for f in cfg.lr_time_steps))
     lr = cfg.lr * cfg.lr_gamma ** n_decays
     if step < cfg.warmup_iters:
         lr *= cfg.warmup_ratio + (1 - cfg.warmup_ratio) * step / cfg.warmup_iters
@@ -547,6 +547,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--lr-steps", type=float, nargs="*", help="epochs (fractions allowed) at which the lr is divided by 10")
     a("--lr-time-steps", type=float, nargs="*",
       help="fractions of --time-limit after which the lr is divided by 10 (none given: no time-based drops)")
+    a("--lr-drop-steps", type=int, nargs="*",
+      help="global steps at which the lr is divided by 10, whatever the data's epoch length (none given: no such drops)")
     a(
         "--amp", action="store_true", default=None,
         help="mixed precision: bfloat16 autocast (CPU and CUDA), or float16 + GradScaler on CUDA with --amp-dtype",
@@ -578,6 +580,7 @@ def configs_from_args(args):
         if getattr(args, opt) is not None: t[key] = getattr(args, opt)
     if args.lr_steps is not None: t["lr_steps"] = tuple(args.lr_steps)
     if args.lr_time_steps is not None: t["lr_time_steps"] = tuple(args.lr_time_steps)
+    if args.lr_drop_steps is not None: t["lr_drop_steps"] = tuple(args.lr_drop_steps)
     for opt in ("backbone", "matcher", "adaption"):
         if getattr(args, opt) is not None: m[opt] = getattr(args, opt)
     if args.no_mask: m["mask_head"], t["with_masks"] = False, False
