@@ -59,7 +59,10 @@ class TrainConfig:
     max_steps: int = None            # stop when the global step reaches this (for tests and smoke runs)
     with_masks: bool = False         # load instance masks (needed when ModelConfig.mask_head)
     device: str = "auto"             # 'auto' -> cuda:LOCAL_RANK when available, else cpu
-    sync_bn: bool = True             # SyncBatchNorm when distributed on GPUs (CPU/gloo has no SyncBatchNorm)
+    # False: plain BatchNorm over each process's own batch, as both public releases train; True: SyncBatchNorm when
+    # distributed on GPUs (CPU/gloo has no SyncBatchNorm)
+    sync_bn: bool = False
+    ddp_bf16_compress: bool = False  # distributed on GPUs: all-reduce the gradients in bfloat16 (half the traffic)
     freeze_bn: bool = False          # keep BatchNorm in eval mode (running statistics, no per-batch statistics)
     # training crop side / input side, one drawn per image (CornerNet's 0.6 ... 1.3)
     crop_scales: tuple = DEFAULT_SCALES

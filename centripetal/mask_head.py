@@ -39,10 +39,13 @@ class MaskHead(nn.Module):
             raise ValueError(f"feat must be (B, {self.in_ch}, H, W), got {tuple(feat.shape)}")
         check_box_list(boxes, feat.shape[0])
         check_stride(stride)
-        boxes = [b.to(device=feat.device, dtype=feat.dtype) for b in boxes]
+        # boxes stay float32 under autocast (bf16 would move 509.6 to 510); the kernel wants one dtype, so bf16 features
+        # go in as float32 (the copy torchvision's autocast wrapper makes anyway) and the result returns in their dtype
+        dt = torch.promote_types(feat.dtype, torch.float32)
+        boxes = [b.to(device=feat.device, dtype=dt) for b in boxes]
         return roi_align(
-            feat, boxes, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True
-        )
+            feat.to(dt), boxes, output_size=self.roi_size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True
+        ).to(feat.dtype)
 
     def upsample_predict(self, x):
         """The 2×2 stride-2 deconv + ReLU + 1×1 predictor on (N, conv_ch, h, w) -> logits (N, num_classes, 2h, 2w),
@@ -166,13 +169,14 @@ def paste_masks(mask_probs, boxes, image_hw, threshold=0.5):
         return torch.zeros(
             0, H, W, device=mask_probs.device, dtype=torch.bool if threshold is not None else torch.float32
         )
-    probs = mask_probs if mask_probs.is_floating_point() else mask_probs.float()
+    probs = mask_probs.to(torch.promote_types(mask_probs.dtype, torch.float32))  # boxes in bf16 would move by pixels
     boxes = boxes.to(device=probs.device, dtype=probs.dtype)
     x1, y1, x2, y2 = boxes.unbind(1)
     sx, wx = _paste_axis(x1, x2, W, M)                                        # (N,), (N, Ww, M)
     sy, wy = _paste_axis(y1, y2, H, M)                                        # (N,), (N, Hw, M)
     # bilinear resizing is separable: rows then columns, two batched matmuls over each box's window
-    crop = torch.bmm(torch.bmm(wy, probs), wx.transpose(1, 2))                # (N, Hw, Ww)
+    with torch.autocast(probs.device.type, enabled=False):                   # autocast would run these in bf16
+        crop = torch.bmm(torch.bmm(wy, probs), wx.transpose(1, 2))            # (N, Hw, Ww)
     if threshold is not None: crop = crop > threshold
     out = crop.new_zeros(N, H, W)
     n = torch.arange(N, device=crop.device)[:, None, None]

@@ -110,6 +110,10 @@ class CornerBranch(nn.Module):
     def cs_at(self, p, guide, ys, xs):
         """The centripetal shift (B, P, 2) at cells `ys`, `xs` (B, P) of the pooled features `p`: the adaption at the
         cells and their neighbours (`at_cells`), then the cs head's 3×3 conv, ReLU and 1×1 conv as matrix products."""
+        if torch.is_autocast_enabled(p.device.type):
+            # the taps' sampling positions are coordinates (bf16 puts cell 100.3 on 100): float32 at these few cells
+            with torch.autocast(p.device.type, enabled=False):
+                return self.cs_at(p.float(), None if guide is None else guide.float(), ys, xs)
         conv, last = self.cs[0], self.cs[-1]
         k = conv.kernel_size[0]
         d = torch.arange(k, device=ys.device) - k // 2

@@ -5,10 +5,11 @@
 
 # %% auto #0
 __all__ = ['log', 'SCHEDULE_FIELDS', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'schedule_over', 'train_command', 'trained_step',
-           'train_variant', 'evaluate_variant', 'experiments_dir', 'execute_notebook', 'results_paths', 'seed_dir',
-           'choose_seeds', 'results_name', 'training_note', 'time_limit_stops', 'load_train_jsons', 'measure_timing',
-           'machine_description', 'timing_table', 'estimate', 'plan_text', 'full_decode_rules', 'write_all_tables',
-           'same_run', 'copy_same_runs', 'write_runs_md', 'reproduce', 'reproduce_parser', 'main_reproduce']
+           'run_threads', 'torch_threads', 'train_variant', 'evaluate_variant', 'experiments_dir', 'execute_notebook',
+           'results_paths', 'seed_dir', 'choose_seeds', 'results_name', 'training_note', 'time_limit_stops',
+           'load_train_jsons', 'measure_timing', 'machine_description', 'timing_table', 'estimate', 'plan_text',
+           'full_decode_rules', 'write_all_tables', 'sweep_records', 'early_verdicts', 'same_run', 'same_settings',
+           'copy_same_runs', 'plan_status', 'write_runs_md', 'reproduce', 'reproduce_parser', 'main_reproduce']
 
 # %% ../nbs/15_reproduce.ipynb #7f81fac7
 # Over the project's ~400 lines per module: besides running the sweep, the runner owns the layout of a run folder
@@ -26,6 +27,7 @@ from .config import (load_profile, find_profile, update_config, config_to_dict, 
                                 FULL, run_plan, variant_configs, reproduce_settings, PROTOCOLS)
 from .checkpoint import load_checkpoint
 from .train import ensure_data
+from .machine import machine_settings, check_sweep, SWEEP_KEYS
 
 log = logging.getLogger("centripetal.reproduce")
 
@@ -85,6 +87,22 @@ def trained_step(run_dir, model_cfg=None):
     return int(ckpt["step"]) if done else None
 
 
+def run_threads(extra: dict, variant: str):
+    """The torch thread count a run of `variant` trains with: the profile's `control` section's `threads` for its
+    control variant, else `reproduce_threads` (None: whatever the process has)."""
+    ctl = extra.get("control") or {}
+    if ctl.get("variant") == variant and ctl.get("threads"): return int(ctl["threads"])
+    n = extra.get("reproduce_threads")
+    return int(n) if n else None
+
+@contextlib.contextmanager
+def torch_threads(n: int = None):
+    "Run the block with `n` torch intra-op threads (None: unchanged), then restore the caller's count."
+    old = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
+
 def train_variant(
     profile, variant: str, run_dir, data_root=None, gpus: int = 1, progress: bool = False, rdzv_endpoint=None,
     force: bool = False, seed: int = None, protocol: str = None, steps: int = None,
@@ -106,7 +124,16 @@ def train_variant(
         return dict(json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").is_file() else {},
                     checkpoint=str(run_dir / "last.pt"), steps=done, reused=True)
     t0 = time.perf_counter()
-    if gpus > 1:
+    budgets = sorted({int(b) for b in extra.get("reproduce_budgets") or []
+                      if train_cfg.max_steps and int(b) < train_cfg.max_steps})
+    if budgets and gpus == 1:
+        # every earlier budget from the same trunk (15e_budget): the claims at 400, 800, ... come from the same runs
+        from centripetal.budget import train_budgets
+        with torch_threads(run_threads(extra, variant)):
+            rows = train_budgets(profile, variant, train_cfg.seed, budgets + [train_cfg.max_steps], None, data_root,
+                                 progress=progress, root=run_dir, last_dir=run_dir)
+        summary = dict(checkpoint=str(run_dir / "last.pt"), steps=rows[-1]["steps"], command=None, budgets=budgets)
+    elif gpus > 1:
         cmd = train_command(
             find_profile(profile), extra["variant"], run_dir, data_root, gpus, rdzv_endpoint=rdzv_endpoint,
             time_limit_min=train_cfg.time_limit_min,
@@ -129,9 +156,13 @@ def train_variant(
         summary = dict(checkpoint=str(run_dir / "last.pt"), steps=int(ckpt["step"]), command=cmd)
     else:
         from centripetal.train import train
-        res = train(model_cfg, train_cfg, progress=progress)
+        with torch_threads(run_threads(extra, variant)):
+            res = train(model_cfg, train_cfg, progress=progress)
         summary = dict(checkpoint=res["checkpoint"], steps=res["steps"], images_per_s=res["images_per_s"], command=None)
     planned = train_cfg.max_steps
+    with torch_threads(run_threads(extra, variant)):          # the settings the run trained with (11c_machine)
+        summary["machine"] = machine_settings(train_cfg.amp, train_cfg.amp_dtype, train_cfg.device
+                                              if train_cfg.device != "auto" else None)
     summary.update(
         wall_s=time.perf_counter() - t0, gpus=gpus, variant=variant, profile=str(find_profile(profile)), reused=False,
         seed=train_cfg.seed, protocol=extra["reproduce"]["protocol"], planned_steps=planned,
@@ -230,8 +261,10 @@ def results_name(extra: dict, protocol: str = None, steps: int = None) -> str:
     if steps is not None and protocol != "equal-time" and steps != own["steps"]: name += f"-steps{steps}"
     return name
 
-def training_note(settings: dict, seeds=None) -> str:
-    "How the runs of a reproduction were trained, in words (for captions, the claims and runs.md)."
+def training_note(settings: dict, seeds=None, extra: dict = None) -> str:
+    """How the runs of a reproduction were trained, in words (for captions, the claims and runs.md): the budget in steps
+    and, for a generated benchmark (`extra`'s shapes), in epochs, and the profile's `budget_reading` (what the budget
+    measures)."""
     s = settings
     if s["protocol"] == "equal-time":
         how = (f"**Equal-time protocol** (not the paper's): every run trains {s['time_limit_min']:g} minutes, so"
@@ -242,6 +275,14 @@ def training_note(settings: dict, seeds=None) -> str:
                 if s["time_limit_min"] else "")
         how = (f"Every run trains {s['steps']} steps (the paper's protocol: equal training for every row; lr ÷10 for"
                f" the last {100 * (1 - s['lr_drop']):.0f} % of the steps{stop}).")
+    if s["steps"] is not None and extra:
+        n_train = (extra.get("shapes") or {}).get("n_train")
+        batch = load_profile(extra["profile_path"])[1].batch_size * int(extra.get("gpus", 1)) if extra.get(
+            "profile_path") else 0
+        if n_train and batch:
+            how += (f" {s['steps']} steps = {s['steps'] * batch / n_train:.1f} epochs of the {n_train} training images"
+                    f" (global batch {batch}), not the paper's 110 / 210 epochs on COCO.")
+    if extra and extra.get("budget_reading"): how += f" {extra['budget_reading'].strip()}"
     if seeds: how += f" Seeds {' '.join(map(str, seeds))}: the same initialisation and data order for every variant."
     return how
 
@@ -417,7 +458,7 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
     from centripetal.tables import (run_info, load_seed_run_metrics, aggregate_seeds, build_table, table_caption,
                                     table_columns, write_table, decode_rules_table, decode_rules_caption,
                                     DECODE_COLUMNS, write_tables_index, PAPER_TABLES)
-    from centripetal.claims import claims_table, write_claims
+    from centripetal.claims import claims_table, write_claims, DECODING_CLAIMS
     paths = results_paths(results)
     _, _, test_cfg, extra = variant_configs(profile, FULL, protocol=protocol, steps=steps)
     settings = extra["reproduce"]
@@ -426,7 +467,7 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
     trains = load_train_jsons(paths["runs"])
     rules = full_decode_rules(paths["runs"], profile, data_root, device, force, tables_only)
     seeds = sorted({s for v in per_seed.values() for s in v})
-    note = training_note(settings, seeds)
+    note = training_note(settings, seeds, extra)
     out = {}
     agg = aggregate_seeds(per_seed)
     for n in range(1, 7):
@@ -444,13 +485,44 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
                + f" Mean over {len(rules)} seed(s) of `full` ({' '.join(map(str, sorted(rules)))}).")
         write_table(df, paths["tables"], "decode_rules", cap, DECODE_COLUMNS)
         out["decode_rules"] = (paths["tables"] / "decode_rules.md").read_text()
-    df = claims_table({k: v for k, v in per_seed.items()})
+    records, control = sweep_records(trains, extra)
     stops = time_limit_stops(trains)
-    write_claims(df, paths["tables"], note=note + (f" Safety stops: {'; '.join(stops)}." if stops else ""))
+    note += f" Safety stops: {'; '.join(stops)}." if stops else ""
+    df = claims_table(per_seed, margin=float(extra.get("equivalence_margin", 1.0)), records=records, control=control)
+    write_claims(df, paths["tables"], note=note, early=early_verdicts(extra, paths["root"].parent))
     out["claims"] = (paths["tables"] / "claims.md").read_text()
+    if extra.get("reproduce_budgets"):                  # the same claims at every earlier budget of the same runs
+        from centripetal.budget import write_budget_claims
+        kw = dict(margin=float(extra.get("equivalence_margin", 1.0)), records=records, control=control)
+        for k, p in write_budget_claims(paths["runs"], paths["tables"], extra["reproduce_budgets"], df, note,
+                                        **kw).items(): out[k] = Path(p).read_text()
+    dec = claims_table(per_seed, DECODING_CLAIMS, correct=False, records=records)
+    write_claims(dec, paths["tables"], note=note, name="decoding")
+    out["decoding"] = (paths["tables"] / "decoding.md").read_text()
     write_tables_index(paths["tables"], info, note)
     write_runs_md(paths["root"], extra, settings, per_seed, trains)
     return out
+
+def sweep_records(trains: dict, extra: dict) -> tuple:
+    """({variant: {seed: machine record or None}}, the control claim or None) of a sweep's train.json files, after
+    `check_sweep` refused a sweep whose runs (the control variant aside) mix machine settings."""
+    records = {v: {s: t.get("machine") for s, t in seeds.items()} for v, seeds in trains.items()}
+    ctl = extra.get("control") or {}
+    check_sweep({f"{v}/seed{s}": r for v, ss in records.items() if v != ctl.get("variant") for s, r in ss.items()},
+                where=f"the runs of profile {extra.get('name')!r}")
+    control = dict(claim=ctl["claim"], a=ctl["variant"], b=ctl["of"]) if ctl.get("variant") else None
+    return records, control
+
+def early_verdicts(extra: dict, results_root) -> dict:
+    """{claim: 'verdict (Δ)'} from the claims.csv of the profile named by `early_from` (the short-budget reading shown
+    beside a converged one), or None."""
+    name = extra.get("early_from")
+    path = Path(results_root) / str(name) / "tables" / "claims.csv"
+    if not name or not path.is_file(): return None
+    import pandas as pd
+    df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    return {r["claim"]: f"{r['verdict']} ({'–' if not r['our_delta'] else f'{float(r.our_delta):+.1f}'})"
+            for _, r in df.iterrows()}
 
 def _num(v, digits=1, scale=1.0) -> str:
     return "–" if v is None or (isinstance(v, float) and (math.isnan(v) or v < 0)) else f"{scale * v:.{digits}f}"
@@ -463,6 +535,15 @@ def same_run(profile_a, profile_b, variant: str, seed: int, protocol: str = None
     except (FileNotFoundError, ValueError): return False
     no_out = lambda t: dataclasses.replace(t, out_dir="")
     return a[0] == b[0] and no_out(a[1]) == no_out(b[1]) and a[2] == b[2]
+
+def same_settings(record: dict, extra: dict, variant: str, profile) -> bool:
+    """Whether a run's machine record (train.json 'machine') has the sweep settings (SWEEP_KEYS) that this process
+    would train `variant` of the profile (`extra`) with. A profile without `reproduce_threads` accepts a run without a
+    record (the sweeps made before records existed)."""
+    if not record: return not extra.get("reproduce_threads")
+    _, t, _, _ = variant_configs(profile, variant)
+    with torch_threads(run_threads(extra, variant)): want = machine_settings(t.amp, t.amp_dtype)
+    return all(str(record.get(k)) == str(want[k]) for k in SWEEP_KEYS if k != "device")
 
 def copy_same_runs(profile, runs_dir, runs: list, out_root, protocol: str = None, steps: int = None) -> list:
     """Copy into `runs_dir` each run of `runs` [(variant, seed)] it lacks (no metrics.json) that the profile named by
@@ -485,6 +566,9 @@ def copy_same_runs(profile, runs_dir, runs: list, out_root, protocol: str = None
         if src_train.get("stopped_by_time_limit") or not src_train:
             log.warning("not copying %s: %s", src, "it was stopped by the time limit" if src_train else "no train.json")
             continue
+        if not same_settings(src_train.get("machine"), extra, variant, src_path):
+            log.warning("not copying %s: it was trained with other machine settings (threads, precision, arithmetic, "
+                        "torch) than %s's runs", src, extra["name"]); continue
         shutil.copytree(src, dst, dirs_exist_ok=True)
         tj = json.loads((dst / "train.json").read_text())
         tj.update(copied_from=f"{src_runs.parent.name}/runs/{variant}/seed{seed}", checkpoint=str(dst / "last.pt"))
@@ -492,6 +576,15 @@ def copy_same_runs(profile, runs_dir, runs: list, out_root, protocol: str = None
         copied.append(f"{variant}/seed{seed}")
         log.info("copied %s/seed%d from %s (the same run)", variant, seed, src)
     return copied
+
+def plan_status(extra: dict, settings: dict, per_seed: dict) -> str:
+    "The sweep's plan (variants × the profile's seeds × steps) and what of it is done, in one paragraph."
+    names, seeds = [v["name"] for v in run_plan(extra)], list(range(settings["seeds"]))
+    todo = [f"{v}/seed{s}" for s in seeds for v in names if s not in per_seed.get(v, {})]
+    n = len(names) * len(seeds)
+    budget = f"{settings['steps']} steps" if settings["steps"] else "the profile's epochs"
+    return (f"Plan: {len(names)} runs × seeds {' '.join(map(str, seeds))} × {budget} = {n} runs; done {n - len(todo)}"
+            + (f"; to do: {', '.join(todo[:12])}{' ...' if len(todo) > 12 else ''}." if todo else "."))
 
 def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dict) -> Path:
     """root/runs.md: one row per run and seed (steps against the plan, the safety stop, training and evaluation time,
@@ -501,7 +594,7 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
     root = Path(root)
     rj = json.loads((root / "reproduce.json").read_text()) if (root / "reproduce.json").is_file() else {}
     pieces = rj.get("pieces", [])
-    rows = []
+    rows, cpus = [], {}
     for run in [v["name"] for v in run_plan(extra)]:
         for seed in sorted(set(per_seed.get(run, {})) | set(trains.get(run, {}))):
             m, t = per_seed.get(run, {}).get(seed, {}), trains.get(run, {}).get(seed, {})
@@ -513,17 +606,19 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
                 planned=t.get("planned_steps") or "", stop="time limit" if t.get("stopped_by_time_limit") else "",
                 train_s=_num(t.get("wall_s"), 0), eval_s=_num(m.get("seconds"), 0), AP=_num(b.get("AP"), 1, 100),
                 AP50=_num(b.get("AP50"), 1, 100), APl=_num(b.get("APl"), 1, 100), AR100=_num(b.get("AR100"), 1, 100),
-                segm_AP=_num(sg.get("AP"), 1, 100) if sg else "–"))
+                segm_AP=_num(sg.get("AP"), 1, 100) if sg else "–", threads=(t.get("machine") or {}).get("threads", "–"),
+                cpu=cpus.setdefault((t.get("machine") or {}).get("cpu_type"), chr(ord("A") + len(cpus)))
+                if t.get("machine") else "–"))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["run"], lineterminator="\n")
     w.writeheader(); w.writerows(rows)
     (root / "runs.csv").write_bytes(buf.getvalue().encode("utf-8"))
     head = ["run", "seed", "matcher", "adaption", "mask head", "steps", "planned", "stopped by", "train s", "eval s",
-            "bbox AP", "AP50", "AP_L", "AR100", "segm AP"]
+            "bbox AP", "AP50", "AP_L", "AR100", "segm AP", "threads", "CPU"]
     stops = time_limit_stops(trains)
     n_val = (extra.get("shapes") or {}).get("n_val", "?")
     lines = [f"# Runs of `centripetal reproduce --profile {extra['name']}`", "",
-             training_note(settings, sorted({s for v in per_seed.values() for s in v})) + " Box and mask AP in %, on"
+             training_note(settings, sorted({s for v in per_seed.values() for s in v}), extra) + " Box and mask AP in %, on"
              f" the {n_val} validation images. Written by `centripetal reproduce` from each run's committed train.json"
              " and metrics.json (runs/<run>/seed<k>/); the same rows are in runs.csv.", ""]
     if pieces:
@@ -542,8 +637,10 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
         lines += [f"Copied from `results/{src}` (the same runs: equal model, training and test settings and seed; their"
                   f" wall time is counted there): {', '.join(sorted(names))}.", ""]
     lines += [f"Safety stops: {'; '.join(stops)}." if stops else "No run was stopped by the time limit.", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * 2 + ["---"] + ["---:"] * 7) + "|"]
+    lines += [plan_status(extra, settings, per_seed), ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * 2 + ["---"] + ["---:"] * 8) + "|---|"]
     lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    if cpus: lines += ["", "CPU types (train.json 'machine'): " + "; ".join(f"{k} = {c}" for c, k in cpus.items()) + "."]
     path = root / "runs.md"
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
     return path

@@ -338,7 +338,7 @@ def load_seed_run_metrics(runs_dir) -> dict:
 TABLE_NAMES = [f"table{n}" for n in range(1, 7)] + ["decode_rules"]
 
 def write_tables_index(tables_dir, info: dict, note: str = "") -> Path:
-    """tables_dir/README.md: the claims table (claims.md) first when there is one, then every table's Markdown
+    """tables_dir/README.md: the claims table (claims.md) and the decoding comparison (decoding.md) first when there are, then every table's Markdown
     (Tables 1-6, decode rules) in order, under a header naming the profile (and `note`: how the runs were trained)."""
     tables_dir = Path(tables_dir)
     parts = [
@@ -351,7 +351,7 @@ def write_tables_index(tables_dir, info: dict, note: str = "") -> Path:
         ),
         "",
     ]
-    for name in ["claims", *TABLE_NAMES]:
+    for name in ["claims", "decoding", *TABLE_NAMES]:
         md = tables_dir / f"{name}.md"
         if md.is_file(): parts += [md.read_text().strip(), ""]
     path = tables_dir / "README.md"

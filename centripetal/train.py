@@ -7,8 +7,8 @@ exact resume, `torchrun` data parallelism, and the `centripetal train` command."
 __all__ = ['log', 'lr_at', 'plot_lr', 'epoch_batches', 'steps_per_epoch', 'seed_everything', 'get_rng_state', 'set_rng_state',
            'DistInfo', 'setup_distributed', 'cleanup_distributed', 'build_dataset', 'epoch_loader', 'to_device',
            'freeze_batchnorm', 'n_parameters', 'CsvLog', 'read_log', 'plot_losses', 'make_scaler', 'compile_network',
-           'train_step', 'restore', 'checkpoint_state', 'wrap_model', 'budget_fraction', 'window_row', 'train',
-           'ensure_data', 'train_parser', 'configs_from_args', 'main_train']
+           'train_step', 'restore', 'checkpoint_state', 'make_optimizer', 'wrap_model', 'budget_fraction', 'window_row',
+           'train', 'ensure_data', 'train_parser', 'configs_from_args', 'main_train']
 
 # %% ../nbs/12_train.ipynb #4f3bc4ea
 # Longer than the project's ~400 lines per module, on purpose: the loop and what exact resume depends on (the learning
@@ -345,15 +345,30 @@ def checkpoint_state(
     )
 
 
+def make_optimizer(model: nn.Module, lr: float, device) -> torch.optim.Adam:
+    "Adam on the parameters of `model`: fused (one kernel for all of them) on CUDA, the plain implementation elsewhere."
+    # fused=None on the CPU: the implementation the runs in results/ were trained with
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True if torch.device(device).type == "cuda" else None)
+
 def wrap_model(model, train_cfg: TrainConfig, info: DistInfo):
     """Under torchrun: SyncBatchNorm (GPUs, sync_bn) and DistributedDataParallel. Then train mode (BatchNorm frozen with
     freeze_bn)."""
     if info.distributed:
         if train_cfg.sync_bn and info.device.type == "cuda": model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # find_unused_parameters: a variant may leave a branch out of a step's loss (e.g. no mask proposals yet)
+        # every parameter is in every step's loss (08_model checks each variant), so no search for unused ones; the
+        # gradients are views of the all-reduce buckets (no second copy)
         model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None, find_unused_parameters=True
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=False, gradient_as_bucket_view=True,
         )
+        if train_cfg.ddp_bf16_compress and info.device.type == "cuda":   # half the all-reduce traffic (bf16 gradients)
+            from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import bf16_compress_hook
+            model.register_comm_hook(None, bf16_compress_hook)
+        if info.is_main:
+            log.info("DistributedDataParallel: find_unused_parameters=%s, gradient_as_bucket_view=%s, SyncBatchNorm=%s,"
+                     " bf16 all-reduce=%s", model.find_unused_parameters, model.gradient_as_bucket_view,
+                     any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()),
+                     train_cfg.ddp_bf16_compress and info.device.type == "cuda")
     model.train()
     if train_cfg.freeze_bn: freeze_batchnorm(model)
     return model
@@ -420,7 +435,9 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
                 f" {info.world_size} processes; lower --batch-size or use more images"
             )
         total = min(train_cfg.epochs * spe, train_cfg.max_steps or math.inf)
-        optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
+        optimizer = make_optimizer(model, train_cfg.lr, info.device)
+        # training crops all have one size: cuDNN times its convolution algorithms once and keeps the fastest
+        if info.device.type == "cuda": torch.backends.cudnn.benchmark = True
         scaler = make_scaler(train_cfg, info.device)
         step, rng = restore(resume, model, optimizer, scaler, model_cfg, info, spe) if resume is not None else (0, None)
         if train_cfg.compile: compile_network(model)

@@ -12,8 +12,9 @@ rounding (the order of the gradient sum differs: all-reduce versus accumulation)
 
 A plain 1 × 2B batch in one piece is *not* the same computation: batch-norm statistics over 2B images instead of B, and the focal
 loss normalised by the positives of 2B images instead of averaging two per-B normalisations. On GPUs, SyncBatchNorm
-(`sync_bn`, on by default) removes the first difference; PyTorch has no CPU SyncBatchNorm. The second is inherent to per-batch
-normalised losses. The second test measures that gap with BatchNorm frozen (`--freeze-bn`), and only checks that it is modest.
+(`sync_bn: true`; off by default, as both releases train) removes the first difference; PyTorch has no CPU SyncBatchNorm. The
+second is inherent to per-batch normalised losses. The second test measures that gap with BatchNorm frozen (`--freeze-bn`), and
+only checks that it is modest.
 
 Tolerances. Observed on CPU: losses and weights bit-identical, because gloo's all-reduce of two gradients followed by a division
 by 2 rounds exactly like accumulating two halves. The test still allows rtol 1e-4 on each of the first 3 steps' losses and 1e-4 on
@@ -92,6 +93,9 @@ def test_ddp_matches_single_process_with_accumulation(data, ddp_run, tmp_path):
     print("ddp 2 x", B, ddp.tolist(), "\nsingle 1 x", 2 * B, "(accum 2)", single.tolist())
     torch.testing.assert_close(ddp, single, rtol=1e-4, atol=0)
     assert "2 process(es)" in res.stderr, "the torchrun run must report two processes"
+    # the DDP wrapper's own attributes, as rank 0 logs them: no search for unused parameters (every parameter is in every
+    # step's loss), gradients as views of the all-reduce buckets
+    assert "find_unused_parameters=False, gradient_as_bucket_view=True" in res.stderr, res.stderr[-3000:]
     # the weights after 3 steps; BatchNorm running statistics are left out: accumulation updates them once per micro-batch,
     # DDP once per step on each process (and keeps rank 0's), and they only matter at test time
     from centripetal.checkpoint import load_checkpoint
