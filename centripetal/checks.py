@@ -234,6 +234,26 @@ def _ann_problem(a, image_ids, cat_ids):
     if not _ANN_KEYSET <= a.keys(): return f"lacks {[k for k in ANN_KEYS if k not in a]}"
     if a['image_id'] not in image_ids: return f"image id {a['image_id']!r} is not in 'images'"
     if a['category_id'] not in cat_ids: return f"category id {a['category_id']!r} is not in 'categories'"
+    return _segmentation_problem(a.get('segmentation'))
+
+def _segmentation_problem(seg):
+    """What is wrong with a COCO 'segmentation' (a list of polygons [x1, y1, x2, y2, ...] of >= 3 points, or an RLE
+    dict with 'counts' and 'size' [h, w]), or None; a missing or empty one is not a fault here (masks are optional)."""
+    if not seg: return None
+    if isinstance(seg, dict):
+        size = seg.get('size')
+        if 'counts' not in seg or not (isinstance(size, (list, tuple)) and len(size) == 2
+                                       and all(isinstance(v, int) and v >= 0 for v in size)):
+            return "segmentation is an RLE dict without 'counts' and a 'size' [h, w]"
+        return None
+    if not isinstance(seg, (list, tuple)):
+        return f"segmentation is a {type(seg).__name__}, not polygons or an RLE dict"
+    for p in seg:
+        if not isinstance(p, (list, tuple)) or len(p) < 6 or len(p) % 2:
+            n = len(p) if isinstance(p, (list, tuple)) else type(p).__name__
+            return f"segmentation has a polygon of {n} numbers (a polygon needs x, y pairs of at least 3 points)"
+        if not all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in p):
+            return "segmentation has a polygon with a coordinate that is not a finite number"
     return None
 
 def _four_numbers(b):

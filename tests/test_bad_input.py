@@ -339,3 +339,29 @@ def test_evaluate_names_truncated_checkpoint(tmp_path, checkpoint, cli):
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(checkpoint.read_bytes()[:2000])
     fails(cli(*evaluate_args(bad, root)), "evaluate", 1, str(bad))
+
+
+# ---------------------------------------------------------------- malformed masks
+
+def _with_masks(anns):
+    "Every annotation with its box as a polygon, except annotation 3 (a 'polygon' of two points) and 5 (a bad RLE)."
+    out = []
+    for a in anns:
+        x, y, w, h = a["bbox"]
+        seg = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        if a["id"] == 3: seg = [[x, y, x + w, y + h]]
+        if a["id"] == 5: seg = {"counts": "abc"}
+        out.append(dict(a, segmentation=seg))
+    return out
+
+
+def test_malformed_segmentation_is_named_and_dropped(tmp_path, caplog):
+    "pycocotools would stop at the first batch with \"TypeError: Argument 'bb' has incorrect type\", naming nothing."
+    from centripetal.data import CocoDetection
+    root = write_set(tmp_path, train=with_anns(replace=_with_masks(_anns())))
+    with caplog.at_level("WARNING", logger="centripetal.data"):
+        ds = CocoDetection(root / "train.json", root / "images", input_size=64, with_masks=True)
+    assert f"{root / 'train.json'}: image 2, annotation 3: segmentation has a polygon of 4 numbers" in caplog.text
+    assert "annotation 5: segmentation is an RLE dict without 'counts' and a 'size'" in caplog.text
+    assert [p.ann_id for p in ds.report.problems] == [3, 5] and 3 not in ds.coco.anns
+    for i in range(len(ds)): ds[i]                                    # every mask of the kept objects decodes
