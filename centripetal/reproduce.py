@@ -9,8 +9,8 @@ __all__ = ['log', 'SCHEDULE_FIELDS', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'rel_path
            'execute_notebook', 'results_paths', 'seed_dir', 'choose_seeds', 'results_name', 'training_note',
            'time_limit_stops', 'load_train_jsons', 'measure_timing', 'machine_description', 'timing_table', 'estimate',
            'plan_text', 'full_decode_rules', 'write_all_tables', 'sweep_records', 'early_verdicts', 'same_run',
-           'same_settings', 'copy_same_runs', 'plan_status', 'write_runs_md', 'reproduce', 'reproduce_parser',
-           'main_reproduce']
+           'same_settings', 'copy_same_runs', 'plan_status', 'write_runs_md', 'run_side_by_side', 'reproduce',
+           'reproduce_parser', 'main_reproduce']
 
 # %% ../nbs/15_reproduce.ipynb #7f81fac7
 # Over the project's ~400 lines per module: besides running the sweep, the runner owns the layout of a run folder
@@ -669,16 +669,45 @@ def _run_step(summary, step, fn):
     if err: summary["failed"].append(step)
     (log.error if err else log.info)("%s", _status_line(step, {"notebook": "", **st}))
 
+def run_side_by_side(runs: list, parallel: int, child_argv: list, log_dir, stagger_s: float = 3.0) -> dict:
+    """Run each (variant, seed) of `runs` as its own `centripetal reproduce ... --only V --seed-list S` process,
+    `parallel` at a time (each seeded and logged as a run of its own: its notebook, and its output in
+    log_dir/run_<V>_seed<S>.log). Starts are `stagger_s` apart (two Jupyter kernels starting at once can pick the same
+    port). Returns {'V/seed<S>': status dict}."""
+    pending, running, out = list(runs), {}, {}
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        while pending and len(running) < parallel:
+            v, s = pending.pop(0)
+            logf = open(Path(log_dir) / f"run_{v}_seed{s}.log", "w")
+            cmd = [sys.executable, "-m", "centripetal.reproduce", *child_argv, "--only", v, "--seed-list", str(s)]
+            log.info("side by side (%d at a time): %s/seed%d -> %s", parallel, v, s, logf.name)
+            running[f"{v}/seed{s}"] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf,
+                                       time.perf_counter())
+            if pending and len(running) < parallel: time.sleep(stagger_s)
+        time.sleep(0.5)
+        for key, (proc, logf, t0) in list(running.items()):
+            if proc.poll() is None: continue
+            logf.close(); del running[key]
+            out[key] = dict(status="done" if proc.returncode == 0 else "failed", seconds=time.perf_counter() - t0,
+                            log=logf.name, **({} if proc.returncode == 0 else dict(
+                                error=f"exit {proc.returncode}, see {logf.name}", cell=None,
+                                notebook=str(Path(log_dir) / f"run_{key.replace('/seed', '_seed')}.ipynb"))))
+            (log.error if proc.returncode else log.info)("%s", _status_line(key, out[key]))
+    return out
+
 def reproduce(profile="cpu", force: bool = False, out="results", only=None, data_root=None, dry_run: bool = False,
               kernel: str = "python3", device: str = "auto", seeds: int = None, seed_list=None, protocol: str = None,
-              steps: int = None, tables_only: bool = False) -> dict:
+              steps: int = None, tables_only: bool = False, parallel: int = 1, runs_only: bool = False) -> dict:
     """Train and evaluate every run (variant × seed) of `profile` (`only`: some variants; `seeds` / `seed_list`: the
     seeds, default the profile's reproduce_seeds) under its protocol (`protocol`, `steps` override it: see
     `reproduce_settings`), then build the tables, the claims and the figures, into out/<profile>/ (`results_name`).
     Prints the plan and an estimate of the time first. Runs with a metrics.json are skipped unless `force`. `dry_run`:
     only print the plan and the training commands. `tables_only`: rebuild every table, the claims and runs.md from the
-    committed run files, training and evaluating nothing (the figures are kept). Returns a summary dict (a training
-    invocation also adds its wall time to out/<profile>/reproduce.json); summary['failed'] lists failed steps."""
+    committed run files, training and evaluating nothing (the figures are kept). `parallel` N > 1: N runs side by side,
+    each its own process (`run_side_by_side`). `runs_only`: train and evaluate, build no table (what each of those
+    processes does). Returns a summary dict (a training invocation also adds its wall time to
+    out/<profile>/reproduce.json); summary['failed'] lists failed steps."""
     t_start, started = time.perf_counter(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     path = find_profile(profile)
     _, train_cfg, _, extra = load_profile(path)
@@ -718,7 +747,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
     if not dry_run:
         for k in ("runs", "notebooks", "tables", "figures"): paths[k].mkdir(parents=True, exist_ok=True)
         ensure_data(update_config(train_cfg, {"data_root": str(data)}), extra)
-    exp, trained = rel_path(experiments_dir()), []
+    exp, trained, side = rel_path(experiments_dir()), [], []
     for name, seed in runs:
         key, run_dir = f"{name}/seed{seed}", seed_dir(paths["runs"], name, seed)
         nb = paths["notebooks"] / f"run_{name}_seed{seed}.ipynb"
@@ -732,6 +761,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
                                 train_over=schedule_over(t))
             log.info("would run %s: %s", key, shlex.join(cmd))
             summary["runs"][key] = dict(status="planned", command=cmd); continue
+        if parallel > 1: side.append((name, seed)); continue           # run below, `parallel` at a time
         if metrics.exists(): metrics.unlink()
         log.info("run %s -> %s", key, nb)
         t0 = time.perf_counter()
@@ -749,7 +779,18 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         if err: summary["failed"].append(key)
         else: trained.append(key)
         (log.error if err else log.info)("%s", _status_line(key, st))
-    if dry_run: return summary
+    if side:
+        child = ["--profile", str(path), "--out", str(out), "--data-root", str(data), "--device", device, "--kernel",
+                 kernel, "--runs-only", *(["--force"] if force else []),
+                 *(["--protocol", protocol] if protocol else []), *(["--steps", str(steps)] if steps else [])]
+        for key, st in run_side_by_side(side, parallel, child, paths["notebooks"]).items():
+            m = seed_dir(paths["runs"], *key.split("/seed")) / "metrics.json"
+            if st["status"] == "done" and not m.is_file():
+                st.update(status="failed", error=f"the run's process finished without writing {m}; see {st['log']}",
+                          cell=None, notebook=st["log"])
+            summary["runs"][key] = st
+            (summary["failed"] if st["status"] == "failed" else trained).append(key)
+    if dry_run or runs_only: return summary
     params = dict(profile=str(path), results=str(paths["root"]), data_root=str(data), device=device, force=bool(force),
                   protocol=settings["protocol"], steps=settings["steps"])
     for step in ("tables", "figures"):
@@ -803,6 +844,10 @@ def reproduce_parser() -> argparse.ArgumentParser:
       help="print the plan, the estimate and each run's training command; run nothing")
     a("--kernel", default="python3", help="Jupyter kernel for the notebooks (default: python3)")
     a("--device", default="auto", help="device for evaluation, tables and figures (default: auto)")
+    a("--parallel", type=int, default=1, metavar="N",
+      help="train N runs side by side, each its own process (e.g. several small runs on one large GPU, or one thread "
+           "each on a multi-core CPU); the tables are built once at the end")
+    a("--runs-only", action="store_true", help="train and evaluate the runs only; build no table or figure")
     return p
 
 def main_reproduce(argv=None) -> int:
@@ -818,9 +863,12 @@ def main_reproduce(argv=None) -> int:
     s = reproduce(
         args.profile, force=args.force, out=args.out, only=args.only, data_root=args.data_root, dry_run=args.dry_run,
         kernel=args.kernel, device=args.device, seeds=args.seeds, seed_list=args.seed_list, protocol=args.protocol,
-        steps=args.steps, tables_only=args.tables_only,
+        steps=args.steps, tables_only=args.tables_only, parallel=args.parallel, runs_only=args.runs_only,
     )
     for name, st in list(s["runs"].items()) + list(s["notebooks"].items()):
         print(_status_line(name, st) if "command" not in st else f"{name}: {st['status']}: {shlex.join(st['command'])}")
     print(f"results in {s['results']}" + (f"; FAILED: {', '.join(s['failed'])}" if s["failed"] else ""))
     return 1 if s["failed"] else 0
+
+if __name__ == "__main__" and "ipykernel" not in sys.modules:   # `python -m centripetal.reproduce` (--parallel's runs)
+    sys.exit(main_reproduce())

@@ -215,3 +215,21 @@ def test_failing_variant_is_reported_and_others_complete(first, work, caplog):
     broken = t4[t4["run"] == "broken"].iloc[0]
     assert broken["source"].startswith("this run (no metrics") and pd.isna(broken["AP"])
     assert not (root / "tables" / "decode_rules.csv").exists()                      # no full run in this profile's selection
+
+
+def test_parallel_runs_equal_sequential_ones(first, work):
+    """`--parallel 2`: both seeds of ae1d side by side, each its own process, give the same weights and AP as the first
+    call, which trained them one after the other."""
+    import torch
+    from centripetal.reproduce import reproduce
+    out = work / "parallel"
+    s = reproduce("ci", out=out, data_root=work / "data", device="cpu", only=["ae1d"], parallel=2, runs_only=True)
+    assert s["failed"] == [] and sorted(s["runs"]) == ["ae1d/seed0", "ae1d/seed1"], s
+    for seed in (0, 1):
+        a, b = (root / "ci" / "runs" / "ae1d" / f"seed{seed}" for root in (work / "results", out))
+        wa = torch.load(a / "last.pt", weights_only=True, map_location="cpu")["model"]
+        wb = torch.load(b / "last.pt", weights_only=True, map_location="cpu")["model"]
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), seed
+        ma, mb = (json.loads((d / "metrics.json").read_text())["metrics"]["bbox"] for d in (a, b))
+        assert ma == mb, seed
+        assert (out / "ci" / "notebooks" / f"run_ae1d_seed{seed}.log").is_file()
