@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Data loader throughput on the shapes benchmark: training-mode images/s for input sizes x worker counts.
+"""Data loader throughput on the shapes benchmark: training-mode images/s (and per worker) for input sizes x worker counts.
 
     python benchmarks/bench_data.py                      # generates 96 shapes images in a temporary folder
     python benchmarks/bench_data.py --data data/shapes --n-images 400 --sizes 256 511 --workers 0 2 4 --masks
+    python benchmarks/bench_data.py --image-size 640 --sizes 511 --workers 0 --masks   # COCO-sized images, one process
 
 Prints a markdown table (never asserts). One pass over `--n-images` images per row, worker start-up included, after one warm-up pass.
 """
@@ -19,6 +20,8 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=8, help='batch size (default: 8)')
     p.add_argument('--masks', action='store_true', help='also load and warp instance masks')
     p.add_argument('--threads', type=int, default=1, help='torch threads per process (default: 1)')
+    p.add_argument('--image-size', type=int, default=256,
+                   help='side of the generated images (default: 256; 640 is about a COCO image)')
     return p.parse_args(argv)
 
 
@@ -32,15 +35,15 @@ def main(argv=None):
     if a.data is None:
         tmp = tempfile.TemporaryDirectory()
         t0 = time.perf_counter()
-        paths = generate_shapes(tmp.name, n_train=a.n_images, n_val=0, progress=False)
+        paths = generate_shapes(tmp.name, n_train=a.n_images, n_val=0, size=a.image_size, progress=False)
         print(f"generated {a.n_images} shapes images in {time.perf_counter() - t0:.1f} s")
         ann, img_dir = paths['train'], paths['images']
     else:
         ann, img_dir = Path(a.data) / 'train.json', Path(a.data) / 'images'
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cpus, python {platform.python_version()}, "
           f"torch {torch.__version__}, {a.threads} torch thread(s); batch {a.batch_size}, masks {a.masks}\n")
-    print('| input | workers | images | seconds | images/s |')
-    print('|---:|---:|---:|---:|---:|')
+    print('| input | workers | images | seconds | images/s | images/s per worker |')
+    print('|---:|---:|---:|---:|---:|---:|')
     for size in a.sizes:
         ds = CocoDetection(ann, img_dir, input_size=size, train=True, with_masks=a.masks, seed=0)
         ds.ids = ds.ids[:a.n_images]
@@ -50,7 +53,7 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 n = sum(len(x) for x, _ in loader)
                 dt = time.perf_counter() - t0
-            print(f'| {size} | {w} | {n} | {dt:.2f} | {n / dt:.1f} |', flush=True)
+            print(f'| {size} | {w} | {n} | {dt:.2f} | {n / dt:.1f} | {n / dt / max(w, 1):.1f} |', flush=True)
     if tmp is not None: tmp.cleanup()
 
 

@@ -145,13 +145,15 @@ def pilot_curve(df, a: str = "full", b: str = "ae1d") -> "pd.DataFrame":
 # %% ../nbs/15e_budget.ipynb #b5ebd50e
 def choose_budget(curve, ratio: float = 1.5, gain: float = 1.0, move: float = 0.5) -> dict:
     """The smallest candidate budget S (one whose round(ratio·S) is in `curve`) at which going to ratio·S adds less
-    than `gain` AP to `a` and moves the difference a - b by less than `move` AP. Returns {'S': S or None, 'rows': one
+    than `gain` AP to `a` and moves the difference a - b by less than `move` AP; only budgets that every pilot pair
+    has reached count. Returns {'S': S or None, 'rows': one
     dict per candidate (S, S2, gain, move, converged)}."""
     c = curve.set_index("budget")
     rows = []
+    full = c["n_pairs"].max()                           # a candidate needs every pilot seed at both budgets
     for S in c.index:
         S2 = round(ratio * S)
-        if S2 not in c.index: continue
+        if S2 not in c.index or min(c.loc[S, "n_pairs"], c.loc[S2, "n_pairs"]) < full: continue
         g, mv = c.loc[S2, "mean_a"] - c.loc[S, "mean_a"], abs(c.loc[S2, "diff"] - c.loc[S, "diff"])
         rows.append(dict(S=int(S), S2=int(S2), gain=float(g), move=float(mv),
                          converged=bool(g < gain and mv < move)))
@@ -224,7 +226,8 @@ def pilot_markdown(df, curve, choice: dict, profile) -> str:
     for r in curve.itertuples():
         per = " | ".join("–" if (v, s, r.budget) not in cell else f"{cell[v, s, r.budget]:.1f}"
                          for v in seeds for s in seeds[v])
-        L.append(f"| {r.budget} | {ep[r.budget]:.2f} | {per} | {r.mean_a:.1f} | {r.mean_b:.1f} | {r.diff:+.1f} |")
+        f = lambda x, sign="": "–" if math.isnan(x) else f"{x:{sign}.1f}"
+        L.append(f"| {r.budget} | {ep[r.budget]:.2f} | {per} | {f(r.mean_a)} | {f(r.mean_b)} | {f(r.diff, '+')} |")
     L += ["", f"**The rule** (fixed before the runs): S is the smallest budget at which {choice['ratio']:g}·S adds less "
           f"than {choice['gain']:g} AP to the full model and moves full − ae1d by less than {choice['move']:g} AP.", "",
           "| S | 1.5·S | full gains | Δ moves | converged |", "|---:|---:|---:|---:|---|"]

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['log', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DEFAULT_SCALES', 'check_scales', 'load_coco', 'xywh_to_xyxy', 'clip_and_drop',
-           'photometric_distort', 'normalize', 'crop_border', 'paste_window', 'crop_pad', 'inside_center_range',
-           'centers_inside', 'resize_image', 'warp_masks', 'hflip', 'test_pad_size', 'CocoDetection', 'denormalize',
-           'show_samples', 'collate', 'seed_worker', 'make_loader', 'set_epoch']
+           'photometric_distort', 'normalize', 'photometric_params', 'apply_photometric', 'crop_border', 'paste_window',
+           'crop_pad', 'inside_center_range', 'centers_inside', 'resize_image', 'warp_masks', 'hflip', 'test_pad_size',
+           'LazyMasks', 'CocoDetection', 'denormalize', 'show_samples', 'collate', 'seed_worker', 'make_loader',
+           'set_epoch']
 
 # %% ../nbs/10_data.ipynb #e5f23c26
 import contextlib, io, json, logging, math, os, random
@@ -100,6 +101,26 @@ def normalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     s = torch.tensor(std, dtype=img.dtype, device=img.device)[:, None, None]
     return (img / 255 - m) / s
 
+# %% ../nbs/10_data.ipynb #e27212dd
+def photometric_params(img, rng, brightness=32.0, contrast=(0.5, 1.5), saturation=(0.5, 1.5)) -> dict:
+    """The draws `photometric_distort(img, rng)` makes (same generator, same order) and the whole image's mean grey
+    level after the brightness step (the contrast target): what `apply_photometric` needs for any part of `img`."""
+    p = {}
+    if rng.random() < 0.5: p['brightness'] = rng.uniform(-brightness, brightness)
+    if rng.random() < 0.5:
+        p['contrast'] = rng.uniform(*contrast)
+        p['grey_mean'] = _grey(img + p['brightness'] if 'brightness' in p else img).mean()
+    if rng.random() < 0.5: p['saturation'] = rng.uniform(*saturation)
+    return p
+
+def apply_photometric(img, p: dict):
+    "Distort `img` (3, h, w) float in [0, 255], the whole image or a window of it, with `photometric_params`' draws."
+    out = img
+    if 'brightness' in p: out = out + p['brightness']
+    if 'contrast' in p: out = out * p['contrast'] + p['grey_mean'] * (1 - p['contrast'])
+    if 'saturation' in p: out = out * p['saturation'] + _grey(out) * (1 - p['saturation'])
+    return out.clamp(0, 255)
+
 # %% ../nbs/10_data.ipynb #6b45004b
 def crop_border(size, out_size):
     """How far from the image edge (px) a random crop centre must stay along a side of `size` px: CornerNet's 128 at
@@ -108,22 +129,25 @@ def crop_border(size, out_size):
     while size - b // i <= b // i: i *= 2
     return b // i
 
-def paste_window(img, origin, hw):
+def paste_window(img, origin, hw, fn=None):
     """The window of size `hw` = (h, w) whose top-left corner is image pixel `origin` = (x0, y0), cut out of `img`
-    (C, H, W); zeros outside the image."""
+    (C, H, W); zeros outside the image. `fn`: a pixel-wise function applied to the image part of the window before
+    it is pasted (so the zeros of the padding stay zeros)."""
     (H, W), (ch, cw), (x0, y0) = img.shape[-2:], hw, origin
     canvas = img.new_zeros((img.shape[0], ch, cw))
     xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + cw, W), min(y0 + ch, H)
-    if xb > xa and yb > ya: canvas[:, ya - y0:yb - y0, xa - x0:xb - x0] = img[:, ya:yb, xa:xb]
+    if xb > xa and yb > ya:
+        part = img[:, ya:yb, xa:xb]
+        canvas[:, ya - y0:yb - y0, xa - x0:xb - x0] = part if fn is None else fn(part)
     return canvas
 
-def crop_pad(img, boxes, center, crop_hw):
+def crop_pad(img, boxes, center, crop_hw, fn=None):
     """Cut a window of size `crop_hw` = (h, w) centred at `center` = (x, y) out of `img` (C, H, W), zero-padding where
-    it leaves the image. boxes: (N, 4) xyxy. Returns the (C, h, w) canvas, the boxes in canvas pixels and the canvas
-    origin (x0, y0) in image pixels."""
+    it leaves the image (`fn`: see `paste_window`). boxes: (N, 4) xyxy. Returns the (C, h, w) canvas, the boxes in
+    canvas pixels and the canvas origin (x0, y0) in image pixels."""
     origin = (int(center[0]) - crop_hw[1] // 2, int(center[1]) - crop_hw[0] // 2)
     shift = torch.tensor([*origin, *origin], dtype=boxes.dtype, device=boxes.device)
-    return paste_window(img, origin, crop_hw), boxes - shift, origin
+    return paste_window(img, origin, crop_hw, fn), boxes - shift, origin
 
 def inside_center_range(size, crop):
     """(lo, hi): the window centres (inclusive) along a side of `size` px that keep a `crop`-px window inside the
@@ -165,6 +189,22 @@ def test_pad_size(h, w, multiple=None):
     >= s (256 -> 256 for the small hourglass, whose multiple is 32), which spends no compute on padding."""
     if multiple is None: return (h | 127) + 1, (w | 127) + 1
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
+
+# %% ../nbs/10_data.ipynb #34a3b196
+class LazyMasks:
+    "The (N, h, w) uint8 instance masks of annotations `anns` of a COCO image, decoded only by `decode()`."
+    def __init__(self, coco, anns, h, w): self.coco, self.anns, self.h, self.w = coco, list(anns), h, w
+    def __len__(self): return len(self.anns)
+    @property
+    def shape(self): return (len(self.anns), self.h, self.w)
+    def __getitem__(self, keep):
+        "The masks selected by a bool (N,) or index tensor/list, still undecoded."
+        idx = torch.as_tensor(keep)
+        idx = idx.nonzero().flatten() if idx.dtype == torch.bool else idx.flatten()
+        return LazyMasks(self.coco, [self.anns[i] for i in idx.tolist()], self.h, self.w)
+    def decode(self) -> torch.Tensor:
+        if not self.anns: return torch.zeros((0, self.h, self.w), dtype=torch.uint8)
+        return torch.from_numpy(np.stack([self.coco.annToMask(a) for a in self.anns]))
 
 # %% ../nbs/10_data.ipynb #6712b131
 def _hw(v, name):
@@ -246,17 +286,15 @@ class CocoDetection(torch.utils.data.Dataset):
                              f"the image and the json do not belong together")
         return arr
 
-    def load_annotations(self, img_id, h, w):
-        "boxes (N, 4) float32 xyxy, labels (N,) int64, iscrowd (N,) bool, masks (N, h, w) uint8 (None without masks)."
+    def load_annotations(self, img_id, h, w, lazy=False):
+        """boxes (N, 4) float32 xyxy, labels (N,) int64, iscrowd (N,) bool, masks (N, h, w) uint8 (None without masks;
+        with `lazy`, `LazyMasks` that decode only the masks a crop keeps)."""
         anns = self.coco.imgToAnns.get(img_id, [])
         boxes = xywh_to_xyxy([a['bbox'] for a in anns])
         labels = torch.tensor([self.cat_id_to_label[a['category_id']] for a in anns], dtype=torch.int64)
         crowd = torch.tensor([bool(a.get('iscrowd', 0)) for a in anns], dtype=torch.bool)
-        masks = None
-        if self.with_masks:
-            if not anns: masks = torch.zeros((0, h, w), dtype=torch.uint8)
-            else: masks = torch.from_numpy(np.stack([self.coco.annToMask(a) for a in anns]))
-        return boxes, labels, crowd, masks
+        masks = LazyMasks(self.coco, anns, h, w) if self.with_masks else None
+        return boxes, labels, crowd, (masks if lazy or masks is None else masks.decode())
 
     def __getitem__(self, index):
         """-> image (3, H, W) float32 normalised, and target: 'boxes' (N, 4) float32 xyxy in input pixels, 'labels'
@@ -267,7 +305,7 @@ class CocoDetection(torch.utils.data.Dataset):
         img_id = self.ids[index]
         arr = self.load_image(img_id)
         h, w = arr.shape[:2]
-        boxes, labels, crowd, masks = self.load_annotations(img_id, h, w)
+        boxes, labels, crowd, masks = self.load_annotations(img_id, h, w, lazy=True)
         st = Counter(images=1, boxes_in=len(boxes))
         # annotations reaching out of their image, or < 1 px
         boxes, keep, st['ann_clipped'] = clip_and_drop(boxes, (h, w))
@@ -298,8 +336,10 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def _train_transform(self, img, boxes, labels, masks, st, rng):
         "photometric -> normalise -> random centre crop-pad -> resize -> flip: img, boxes, labels, masks, geometry."
-        if self.color_jitter: img = photometric_distort(img, rng)
-        img = normalize(img, self.mean, self.std)
+        # distortion and normalisation are pixel-wise: applied to the crop window only, with the draws and the one
+        # whole-image number made here, in photometric_distort's order (the same pixels as distorting it all first)
+        jitter = photometric_params(img, rng) if self.color_jitter else {}
+        prep = lambda part: normalize(apply_photometric(part, jitter) if jitter else part, self.mean, self.std)
         (H, W), (h, w) = self.input_size, img.shape[-2:]
         bh, bw = crop_border(h, H), crop_border(w, W)
         for attempt in range(10):                                          # draw again while the window loses every box
@@ -313,11 +353,11 @@ class CocoDetection(torch.utils.data.Dataset):
             inside = centers_inside(boxes - corner, (ch, cw))
             if inside.any() or len(boxes) == 0: break
         st['dropped_center'] += int((~inside).sum())
-        canvas, boxes, origin = crop_pad(img, boxes[inside], center, (ch, cw))
+        canvas, boxes, origin = crop_pad(img, boxes[inside], center, (ch, cw), fn=prep)
         img = resize_image(canvas, (H, W))
         sx, sy = W / cw, H / ch
         boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
-        if masks is not None: masks = warp_masks(masks[inside], origin, (ch, cw), (H, W))
+        if masks is not None: masks = warp_masks(masks[inside].decode(), origin, (ch, cw), (H, W))
         flipped = bool(self.flip and rng.random() < 0.5)
         if flipped: img, boxes, masks = hflip(img, boxes, masks)
         geo = dict(scale=sx, offset=(-origin[0] * sx, -origin[1] * sy), flipped=flipped)
@@ -333,7 +373,7 @@ class CocoDetection(torch.utils.data.Dataset):
         canvas = img.new_zeros((3, *out_hw))
         canvas[:, :nh, :nw] = resize_image(img, (nh, nw))
         if masks is not None:
-            masks = F.pad(warp_masks(masks, (0, 0), (h, w), (nh, nw)), (0, out_hw[1] - nw, 0, out_hw[0] - nh))
+            masks = F.pad(warp_masks(masks.decode(), (0, 0), (h, w), (nh, nw)), (0, out_hw[1] - nw, 0, out_hw[0] - nh))
         sx, sy = nw / w, nh / h
         boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
         return canvas, boxes, masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)

@@ -36,3 +36,18 @@ def test_demo_paragraph_matches_demo_txt():
     cs = _one(r"rejects (\d+) of the (\d+) candidate pairs .*? and keeps (\d+)\.", demo, "demo.txt")
     wrong = _one(r"centripetal shift: recovered \d+/\d+ objects, (\d+) wrong pairs", demo, "demo.txt")
     assert said == (ae[0], ae[1], cs[2], wrong[0], cs[0], cs[1]), (said, ae, cs, wrong)
+
+
+AP_BLOCK = re.compile(r"<!-- ap: (?P<file>[^ ]+) -->(?P<value>[0-9.]+)<!-- end ap -->")
+
+
+def test_ap_figures_come_from_committed_metrics():
+    "Every '<!-- ap: FILE -->N<!-- end ap -->' figure of the README is FILE's box AP in %, to one decimal."
+    import json
+    found = list(AP_BLOCK.finditer(README.read_text(encoding="utf-8")))
+    assert found, "the README quotes no AP from a metrics file"
+    for m in found:
+        path = ROOT / m["file"]
+        assert path.is_file(), f"README quotes {m['file']}, which is not committed"
+        ap = 100 * json.loads(path.read_text())["metrics"]["bbox"]["AP"]
+        assert f"{ap:.1f}" == m["value"], f"README says {m['value']} for {m['file']}, the file says {ap:.1f}"
