@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['log', 'HARD_RULE', 'CLAIMS', 'DECODING_CLAIMS', 'CLAIM_COLUMNS', 'BLOCK', 'paper_ap', 'claim_spec', 'claim_verdict',
-           'bbox_ap', 'paired_values', 'load_seed_metrics', 'runs_frame', 'noise_model', 'claim_numbers',
-           'claims_table', 'mean_sd_cell', 'claims_caption', 'claims_markdown', 'write_claims', 'readme_verdicts',
-           'sync_readme', 'claims_parser', 'main_claims']
+           'bbox_ap', 'paired_values', 'runs_frame', 'noise_model', 'claim_numbers', 'claims_table', 'mean_sd_cell',
+           'claims_caption', 'claims_markdown', 'write_claims', 'readme_verdicts', 'sync_readme', 'claims_parser',
+           'main_claims']
 
 # %% ../nbs/15c_claims.ipynb #42059de7
 import csv, io, json, logging, math
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .config import FULL
-from .tables import DECODE_RULES, PAPER_TABLES
+from .tables import DECODE_RULES, PAPER_TABLES, load_seed_metrics  # noqa: F401 (one loader)
 
 from .machine import same_cpu
 from .verdicts import (betainc, t_cdf, t_quantile, two_way_fit, bartlett, holm, t_test, mde,  # noqa: F401
@@ -128,26 +128,6 @@ def paired_values(per_seed: dict, a: str, b: str, a_rule: str = "", b_rule: str 
         side[name] = {_seed(s): bbox_ap(m, rule, f"run {v!r} seed {s}") for s, m in runs.items()}
     seeds = sorted(s for s in side["a"].keys() & side["b"].keys() if not math.isnan(side["a"][s] + side["b"][s]))
     return seeds, np.array([side["a"][s] for s in seeds]), np.array([side["b"][s] for s in seeds])
-
-def load_seed_metrics(run_dirs: dict) -> dict:
-    """{variant: {seed: metrics.json dict}} from {variant: {seed: run folder}}: each folder's metrics.json, plus the
-    metrics of its decode_rules.json (when present) under 'decode_rules'. A folder without metrics.json (not run yet) is
-    left out."""
-    out = {}
-    for variant, seeds in run_dirs.items():
-        for seed, folder in seeds.items():
-            path = Path(folder) / "metrics.json"
-            if not path.is_file():
-                log.info("no %s: run %s seed %s left out", path, variant, seed); continue
-            m = _read_json(path)
-            rules = Path(folder) / "decode_rules.json"
-            if rules.is_file(): m["decode_rules"] = _read_json(rules).get("metrics", {})
-            out.setdefault(variant, {})[_seed(seed)] = m
-    return out
-
-def _read_json(path: Path) -> dict:
-    try: return json.loads(Path(path).read_text())
-    except ValueError as e: raise ValueError(f"{path} is not valid JSON ({e}): delete it and run again") from None
 
 # %% ../nbs/15c_claims.ipynb #81a20bab
 def runs_frame(per_seed_metrics: dict, variants) -> pd.DataFrame:

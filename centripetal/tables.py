@@ -6,9 +6,9 @@ decode-rules study: the same trained model decoded by the paper's rule and by th
 # %% auto #0
 __all__ = ['log', 'PAPER_TABLES', 'TABLE_NAMES', 'DECODE_RULES', 'DECODE_COLUMNS', 'backbone_name', 'dataset_description',
            'run_info', 'aggregate_seeds', 'build_table', 'markdown_table', 'table_caption', 'write_table',
-           'table_columns', 'load_run_metrics', 'seed_run_dirs', 'load_seed_run_metrics', 'write_tables_index',
-           'rule_test_configs', 'rule_description', 'memo_forward_maps', 'val_dataset', 'evaluate_rules',
-           'decode_rules_table', 'decode_rules_caption', 'decode_rules_cached']
+           'table_columns', 'load_run_metrics', 'seed_run_dirs', 'load_seed_metrics', 'load_seed_run_metrics',
+           'write_tables_index', 'rule_test_configs', 'rule_description', 'memo_forward_maps', 'val_dataset',
+           'evaluate_rules', 'decode_rules_table', 'decode_rules_caption', 'decode_rules_cached']
 
 # %% ../nbs/15a_tables.ipynb #e19455e5
 # Over the project's ~400 lines per module because the paper's six tables are ~110 lines of data (PAPER_TABLES).
@@ -325,21 +325,36 @@ def seed_run_dirs(runs_dir) -> dict:
         if d.is_dir() and d.name[4:].isdigit(): out.setdefault(d.parent.name, {})[int(d.name[4:])] = d
     return {k: dict(sorted(v.items())) for k, v in out.items()}
 
-def load_seed_run_metrics(runs_dir) -> dict:
-    "{run: {seed: metrics.json dict}} of every seed folder of `runs_dir` that has a metrics.json."
+def load_seed_metrics(run_dirs: dict) -> dict:
+    """{variant: {seed: metrics.json dict}} from {variant: {seed: run folder}}: each folder's metrics.json, plus the
+    metrics of its decode_rules.json (when present) under 'decode_rules'. A folder without metrics.json (not run yet) is
+    left out; a file that is not JSON stops with its name (a run must not drop out of a table unnoticed)."""
     out = {}
-    for run, seeds in seed_run_dirs(runs_dir).items():
-        for seed, d in seeds.items():
-            if not (d / "metrics.json").is_file(): continue
-            try: out.setdefault(run, {})[seed] = json.loads((d / "metrics.json").read_text())
-            except ValueError: log.warning("%s is not valid JSON: ignored", d / "metrics.json")
+    for variant, seeds in run_dirs.items():
+        for seed, folder in seeds.items():
+            path = Path(folder) / "metrics.json"
+            if not path.is_file():
+                log.info("no %s: run %s seed %s left out", path, variant, seed); continue
+            m = _read_json(path)
+            rules = Path(folder) / "decode_rules.json"
+            if rules.is_file(): m["decode_rules"] = _read_json(rules).get("metrics", {})
+            out.setdefault(variant, {})[int(seed)] = m
     return out
+
+def _read_json(path: Path) -> dict:
+    try: return json.loads(Path(path).read_text())
+    except ValueError as e: raise ValueError(f"{path} is not valid JSON ({e}): delete it and run again") from None
+
+def load_seed_run_metrics(runs_dir) -> dict:
+    "{run: {seed: metrics.json dict}} of every seed folder of `runs_dir` that has a metrics.json (`load_seed_metrics`)."
+    return load_seed_metrics(seed_run_dirs(runs_dir))
 
 TABLE_NAMES = [f"table{n}" for n in range(1, 7)] + ["decode_rules"]
 
 def write_tables_index(tables_dir, info: dict, note: str = "") -> Path:
-    """tables_dir/README.md: the claims table (claims.md) and the decoding comparison (decoding.md) first when there are, then every table's Markdown
-    (Tables 1-6, decode rules) in order, under a header naming the profile (and `note`: how the runs were trained)."""
+    """tables_dir/README.md: the claims table (claims.md) and the decoding comparison (decoding.md) first when there
+    are, then every table's Markdown (Tables 1-6, decode rules) in order, under a header naming the profile (and
+    `note`: how the runs were trained)."""
     tables_dir = Path(tables_dir)
     parts = [
         f"# Tables of profile `{info['profile']}`",
