@@ -188,9 +188,9 @@ def claims_table(per_seed_metrics: dict, claims: list = None, alpha: float = 0.0
     'difference'. The noise model (`noise_model`) and the settings are kept in df.attrs."""
     specs = [claim_spec(c) for c in (CLAIMS if claims is None else claims)]
     ctl = claim_spec(dict(table="control", paper_a=0.0, paper_b=0.0, direction=0, **control)) if control else None
-    variants = sorted({v for s in specs + ([ctl] if ctl else []) for v in (s["a"], s["b"])})
-    runs = runs_frame(per_seed_metrics, variants)
-    noise = noise_model(runs, alpha)
+    variants = sorted({v for s in specs for v in (s["a"], s["b"])})
+    runs = runs_frame(per_seed_metrics, variants + ([ctl["a"]] if ctl and ctl["a"] not in variants else []))
+    noise = noise_model(runs[runs.variant.isin(variants)].reset_index(drop=True), alpha)  # the claims' runs only
     nums = [claim_numbers(runs, s, noise, per_seed_metrics, records) for s in specs]
     raw = [t_test(x["est"], x["se"], x["df"], alpha) for x in nums]
     m = len(specs) if correct else 1
