@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# One call on a lent GPU (under 10 minutes) that gives every figure issue #13 asks of it, as Markdown in OUT:
-#   1. bench_utilisation.py: the small model (cpu profile, batch 8 × 160) in fp32 and bf16 autocast, and
-#      Hourglass-104 (paper profile, batch 6 × 511) in bf16 autocast and fp32: FLOPs, achieved FLOP/s vs the same
-#      run's matmul peak, the breakdown of a step and the share of step time in CUDA kernels;
-#   2. a short small-model training: centripetal train --profile cpu --device cuda --max-steps N on freshly generated
-#      shapes data (the 200 validation images are the profile's; fewer training images, which does not change speed);
-#   3. the evaluation of the 200 validation images with the cpu profile's test settings (flip, masks), timed;
-#   4. if time is left: Hourglass-104 bf16 with channels-last and cudnn.benchmark (what issue #13's item 2 would use).
-# The stages run in order of priority (small fp32, Hourglass-104 bf16 then fp32, training, evaluation, small bf16,
-# then 4.), each under what is left of --budget seconds, so a slow stage cannot push the whole call past the device's
-# limit; a stage that fails or times out is reported and the next one runs. The data is generated in the background.
+# One call on a lent GPU machine (bare and offline: python and torch, not pycocotools nor the project's other
+# dependencies) that measures what issue #21 asks of the GPU path, most important first, inside a 480-s budget.
 #
-#   bash benchmarks/gpu_check.sh                        # on the GPU machine: writes $OUT (or ./gpu_check_out)
-#   bash benchmarks/gpu_check.sh --out /tmp/gc --train-steps 400
-#   bash benchmarks/gpu_check.sh --device cpu --tiny    # the same stages, tiny sizes, on the CPU (~80 s of CPU time)
-#   bash benchmarks/gpu_check.sh --device cpu --tiny --with-hg104   # + Hourglass-104 fp32 at 2 × 128 (~4 min, 2 cores)
+# Before the stages (budget included): the INSTALL step, from a folder of wheels prepared here, where pip reaches an
+# index, by `bash benchmarks/gpu_wheels.sh` (-> .whl/, ~3 MB, git-ignored; the device tool takes it along with
+# carry: [".whl"]): whatever of benchmarks/gpu_wheels.txt does not import is installed with pip --no-index --no-deps
+# into a folder of the work directory put on PYTHONPATH, then every module the stages use is imported; the package
+# itself is this checkout, on PYTHONPATH (nothing is built). Then shapes images are generated for the stages.
+#
+#   #  stage (a subcommand of benchmarks/gpu_stages.py)                               limit
+#   1  step: Hourglass-104 bf16 + channels_last, batch 6 x 511²: s/step, FLOPs of a      100 s
+#      step counted with FlopCounterMode, % of the card's dense bf16 peak
+#   2  step --compile: the same with the network torch.compile'd (compile timed apart)  160 s
+#   3  sync: one step under torch.cuda.set_sync_debug_mode("warn"): the count, by line   50 s
+#   4  deform: the deformable conv at 6 x 256 x 128x128, fp32 vs bf16 autocast: time,    50 s
+#      max relative difference
+#   5  loader: the training data loader at 511 px: images/s per worker                   50 s
+#      + install <= 40 s (imports torch cold), data <= 10 s, report ~5 s: 465 s of the 480-s budget at most
+# Each stage runs under min(its limit, what is left of --budget), so a slow stage cannot push the call past the budget;
+# a stage that fails or times out is reported, and the next one runs.
+#
+# In --out (at most 4 files, as the device tool brings back 8): gpu_check.md (everything), benchmarks_section.md (the
+# summary for results/benchmarks.md), stages.json (the figures) and logs.tar.gz (each stage's log). The work files
+# (wheels installed, images, logs) go to --work (default: a temporary folder, removed at the end). On a GPU the report
+# is also published into this checkout's results/ (results/utilisation/gpu_<card>.md + a section appended to
+# results/benchmarks.md); after a run on a lent machine, publish the files it brought back here with --publish.
+#
+#   bash benchmarks/gpu_wheels.sh                               # here, once: the wheels -> .whl/
+#   bash benchmarks/gpu_check.sh --out "$OUT"                   # on the GPU machine (device tool: carry [".whl"])
+#   bash benchmarks/gpu_check.sh --publish /path/to/fetched/files   # here: into results/
+#   bash benchmarks/gpu_check.sh --install-only --work DIR      # the install step alone (DIR/site kept)
+#   bash benchmarks/gpu_check.sh --device cpu --tiny            # the same stages at tiny sizes on the CPU (< 60 s;
+#                                                               # the compile stage with dynamo's eager backend)
 set -u -o pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -22,165 +39,128 @@ die() { echo "gpu_check.sh: $1" >&2; exit "${2:-1}"; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT:-$ROOT/gpu_check_out}"
 PY="${PYTHON:-$(command -v python || command -v python3)}"
-DEVICE=cuda TINY=0 WITH_HG104=auto BUDGET=540 TRAIN_STEPS=300
+DEVICE=cuda TINY=0 BUDGET=480 WORK="" KEEP_WORK=0 WHEELS="$ROOT/.whl" PUBLISH=auto PUBLISH_RUN=""
+RESULTS="$ROOT/results" MODEL="" INSTALL_ONLY=0
+ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_DIR="$2"; shift 2 ;;
+    --work) WORK="$2"; KEEP_WORK=1; shift 2 ;;
     --device) DEVICE="$2"; shift 2 ;;
     --tiny) TINY=1; shift ;;
-    --with-hg104) WITH_HG104=1; shift ;;
-    --no-hg104) WITH_HG104=0; shift ;;
+    --model) MODEL="$2"; shift 2 ;;
     --budget) BUDGET="$2"; shift 2 ;;
-    --train-steps) TRAIN_STEPS="$2"; shift 2 ;;
+    --wheels) WHEELS="$2"; shift 2 ;;
+    --no-publish) PUBLISH=0; shift ;;
+    --install-only) INSTALL_ONLY=1; shift ;;
+    --publish) PUBLISH_RUN="$2"; shift 2 ;;
+    --results) RESULTS="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" 2 ;;
   esac
 done
+STAGES="$ROOT/benchmarks/gpu_stages.py"
+if [ -n "$PUBLISH_RUN" ]; then
+  exec "$PY" "$STAGES" publish --run "$PUBLISH_RUN" --results "$RESULTS"
+fi
 case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'" 2 ;; esac
-[[ "$BUDGET" =~ ^[0-9]+$ && "$TRAIN_STEPS" =~ ^[0-9]+$ ]] || die "--budget and --train-steps take whole numbers" 2
-# Hourglass-104 on a CPU takes ~35-70 s per step even at batch 2 × 128: left out at --device cpu unless asked for
-[ "$WITH_HG104" = auto ] && { [ "$DEVICE" = cuda ] && WITH_HG104=1 || WITH_HG104=0; }
+[[ "$BUDGET" =~ ^[0-9]+$ ]] || die "--budget takes a whole number of seconds" 2
+[ -z "$MODEL" ] && { [ "$TINY" = 1 ] && MODEL=small || MODEL=hourglass104; }
+case "$MODEL" in hourglass104|small) ;; *) die "--model must be hourglass104 or small, got '$MODEL'" 2 ;; esac
 
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"    # this checkout's package, whatever is installed
-mkdir -p "$OUT_DIR" || die "cannot create --out $OUT_DIR"
-OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+if [ "$INSTALL_ONLY" = 0 ]; then
+  mkdir -p "$OUT_DIR" || die "cannot create --out $OUT_DIR"
+  OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+fi
+if [ -z "$WORK" ]; then WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")" || die "cannot make a work folder"
+else mkdir -p "$WORK" || die "cannot create --work $WORK"; WORK="$(cd "$WORK" && pwd)"; fi
+[ "$INSTALL_ONLY" = 1 ] && KEEP_WORK=1
+[ "$KEEP_WORK" = 1 ] || trap 'rm -rf "$WORK"' EXIT
 START=$(date +%s)
-CLI=("$PY" -c "import sys; from centripetal.cli import main; sys.exit(main(sys.argv[1:]))")
+RESERVE=8                                         # seconds kept for the report (and a killed stage's grace period)
+left() { echo $(( BUDGET - RESERVE - ($(date +%s) - START) )); }
+STATUS_FILE="$WORK/status.tsv"; : >"$STATUS_FILE"
 
-deps="torch, torchvision, yaml, pycocotools, PIL, centripetal.train, centripetal.evaluate"
-if ! err=$("$PY" -c "import $deps" 2>&1); then
-  die "$PY cannot import one of $deps ($(echo "$err" | tail -n 1)); install them (pip install -e .)"
+# ------------------------------------------------------------------------------------------------------- install
+export PYTHONPATH="$WORK/site:$ROOT${PYTHONPATH:+:$PYTHONPATH}"   # the installed wheels, this checkout's package
+export PYTHONNOUSERSITE=1
+echo "== install: what $PY lacks, from $WHEELS (pip --no-index)"
+if ! timeout 40 "$PY" "$STAGES" install --wheels "$WHEELS" --site "$WORK/site" >"$WORK/install.log" 2>&1; then
+  cat "$WORK/install.log" >&2; die "the install step failed (above)"
+fi
+sed 's/^/   /' "$WORK/install.log"
+if [ "$INSTALL_ONLY" = 1 ]; then
+  echo "== install only: done; the stages run with PYTHONPATH=$PYTHONPATH"; exit 0
 fi
 if [ "$DEVICE" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   die "--device cuda but torch.cuda.is_available() is False; on a machine without a GPU use --device cpu --tiny"
 fi
 
-left() { echo $(( BUDGET - ($(date +%s) - START) )); }
-STATUS=()
-# run_stage NAME MAX_SECONDS LOGFILE CMD...: CMD under min(MAX_SECONDS, what is left of the budget), output to LOGFILE
+# ------------------------------------------------------------------------------------------------------- sizes
+if [ "$TINY" = 1 ]; then
+  SIZE=(--batch 2 --size 64); STEP=(--steps 1 --warmup 0 --peak-size 256); COMPILE_BACKEND=eager
+  DEFORM=(--batch 1 --channels 16 --hw 16 --reps 1 --tiny); LOADER=(--size 128 --workers 0 1); N_IMAGES=8 IMG=128
+else
+  SIZE=(); STEP=(--steps 10 --warmup 2); COMPILE_BACKEND=inductor
+  DEFORM=(); LOADER=(--size 511 --workers 0 1 4 8); N_IMAGES=96 IMG=511
+fi
+[ "$MODEL" = small ] && [ "$TINY" = 0 ] && SIZE=(--batch 8 --size 160)
+THREADS=()
+[ "$DEVICE" = cpu ] && THREADS=(--threads "$(nproc)")           # nproc honours OMP_NUM_THREADS
+COMMON=(--device "$DEVICE" "${THREADS[@]}")
+DATA="$WORK/shapes"
+echo "== data: $N_IMAGES generated shapes images of $IMG px"
+timeout 10 "$PY" -c "import sys; from centripetal.shapes import generate_shapes
+generate_shapes(sys.argv[1], n_train=int(sys.argv[2]), n_val=0, size=int(sys.argv[3]), seed=0, progress=False)" \
+  "$DATA" "$N_IMAGES" "$IMG" >"$WORK/data.log" 2>&1 || { cat "$WORK/data.log" >&2; die "generating the images failed"; }
+
+# ------------------------------------------------------------------------------------------------------- stages
+N=0
+# run_stage KEY TITLE MAX_SECONDS CMD...: CMD under min(MAX_SECONDS, what is left of the budget); its Markdown and
+# figures in $WORK/KEY.{md,json}, its output in $WORK/KEY.log; a line of $STATUS_FILE
 run_stage() {
-  local name="$1" max="$2" logf="$3"; shift 3
+  local key="$1" title="$2" max="$3"; shift 3
+  N=$((N + 1))
   local lim; lim=$(left); [ "$lim" -gt "$max" ] && lim=$max
   if [ "$lim" -lt 10 ]; then
-    STATUS+=("| $name | skipped: budget spent | |"); echo "== $name: skipped (budget spent)"; return 1
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$key" "$title" "$max" "skipped: budget spent" "" >>"$STATUS_FILE"
+    echo "== $N/5 $title: skipped (budget spent)"; return 1
   fi
-  echo "== $name (limit ${lim} s)"
-  local t0 rc dt; t0=$(date +%s.%N)
-  timeout --kill-after=10 "$lim" "$@" >"$logf" 2>&1; rc=$?
+  echo "== $N/5 $title (limit ${lim} s)"
+  local t0 rc dt result; t0=$(date +%s.%N)
+  timeout --kill-after=3 "$lim" "$@" --markdown "$WORK/$key.md" --json "$WORK/$key.json" >"$WORK/$key.log" 2>&1
+  rc=$?
   dt=$(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }")
   case $rc in
-    0) STATUS+=("| $name | ok | $dt |") ;;
-    124|137) STATUS+=("| $name | timed out after ${lim} s | $dt |") ;;
-    *) STATUS+=("| $name | failed (exit $rc, see $(basename "$logf")) | $dt |") ;;
+    0) result=ok ;;
+    124|137) result="timed out after ${lim} s" ;;
+    *) result="failed (exit $rc)" ;;
   esac
-  echo "   exit $rc in $dt s"; tail -n 3 "$logf" | sed 's/^/   /'
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$key" "$title" "$lim" "$result" "$dt" >>"$STATUS_FILE"
+  echo "   $result in $dt s"; [ $rc = 0 ] || tail -n 5 "$WORK/$key.log" | sed 's/^/   /'
   return $rc
 }
-# bench RUN_ID MAX_SECONDS LABEL ARGS...: a bench_utilisation.py stage writing utilisation_RUN_ID.{md,log}
-bench() {
-  local id="$1" max="$2" label="$3"; shift 3
-  run_stage "utilisation: $label" "$max" "$OUT_DIR/utilisation_$id.log" "$PY" "$ROOT/benchmarks/bench_utilisation.py" \
-    --device "$DEVICE" "$@" --markdown "$OUT_DIR/utilisation_$id.md"
-}
+SHAPE="$([ "$TINY" = 1 ] && echo '1 x 16 x 16x16' || echo '6 x 256 x 128x128')"
+run_stage step "$MODEL bf16 + channels_last: step time, % of dense bf16 peak" 100 \
+  "$PY" "$STAGES" step "${COMMON[@]}" --model "$MODEL" --data "$DATA" "${SIZE[@]}" "${STEP[@]}"
+run_stage compile "$MODEL bf16 + channels_last, torch.compile ($COMPILE_BACKEND)" 160 \
+  "$PY" "$STAGES" step "${COMMON[@]}" --model "$MODEL" --data "$DATA" "${SIZE[@]}" "${STEP[@]}" --compile \
+  --compile-backend "$COMPILE_BACKEND" --flops-from "$WORK/step.json"
+run_stage sync "one $MODEL step under set_sync_debug_mode('warn')" 50 \
+  "$PY" "$STAGES" sync "${COMMON[@]}" --model "$MODEL" --data "$DATA" "${SIZE[@]}"
+run_stage deform "deformable conv $SHAPE: fp32 vs bf16 autocast" 50 \
+  "$PY" "$STAGES" deform "${COMMON[@]}" "${DEFORM[@]}"
+run_stage loader "data loader at ${LOADER[1]} px: images/s per worker" 50 \
+  "$PY" "$STAGES" loader --data "$DATA" "${LOADER[@]}"
 
-if [ "$TINY" = 1 ]; then
-  SMALL=(--batch 2 --size 64 --steps 1 --warmup 0 --profile-steps 1)
-  HG=(--batch 2 --size 128 --steps 1 --warmup 0 --profile-steps 0)
-  SHAPES=(--n-train 16 --n-val 8); TRAIN=(--max-steps 2 --batch-size 4); NVAL=8; TRAIN_STEPS=2
-else
-  SMALL=(--steps 10 --warmup 3 --profile-steps 3)
-  HG=(--batch 6 --size 511 --steps 5 --warmup 2 --profile-steps 2)
-  SHAPES=(--n-train 800 --n-val 200); TRAIN=(--max-steps "$TRAIN_STEPS"); NVAL=200
+# ------------------------------------------------------------------------------------------------------- report
+USED=$(( $(date +%s) - START ))
+FLAGS="${ARGS[*]}"
+"$PY" "$STAGES" report --work "$WORK" --out "$OUT_DIR" --status "$STATUS_FILE" --device "$DEVICE" \
+  --flags "$FLAGS" --budget "$BUDGET" --used "$USED" || die "the report failed"
+(cd "$WORK" && tar -czf "$OUT_DIR/logs.tar.gz" status.tsv $(ls -- *.log *.json 2>/dev/null))
+if [ "$DEVICE" = cuda ] && [ "$PUBLISH" = auto ]; then
+  "$PY" "$STAGES" publish --run "$OUT_DIR" --results "$RESULTS" | sed 's/^/   /'
 fi
-[ "$DEVICE" = cpu ] && SMALL+=(--threads "$(nproc)")
-
-# the data for training and evaluation, generated in the background while the GPU benchmarks run
-DATA="$OUT_DIR/shapes"
-"${CLI[@]}" shapes --out "$DATA" "${SHAPES[@]}" --no-progress >"$OUT_DIR/shapes.log" 2>&1 &
-SHAPES_PID=$!
-
-bench small_fp32 120 "small fp32" --model small --precision fp32 "${SMALL[@]}"
-if [ "$WITH_HG104" = 1 ]; then
-  if [ "$DEVICE" = cuda ]; then
-    bench hourglass104_bf16 150 "hourglass104 bf16" --model hourglass104 --precision bf16 "${HG[@]}"
-  else   # a CPU without bf16 units runs bf16 autocast ~20x slower than fp32 (results/benchmarks.md)
-    STATUS+=("| utilisation: hourglass104 bf16 | left out on the CPU (fp32 only) | |")
-  fi
-  bench hourglass104_fp32 150 "hourglass104 fp32" --model hourglass104 --precision fp32 "${HG[@]}"
-else
-  STATUS+=("| utilisation: hourglass104 | left out on the CPU (--with-hg104: batch 2 × 128, fp32 only) | |")
-fi
-
-wait "$SHAPES_PID"; SHAPES_RC=$?
-if [ "$SHAPES_RC" = 0 ]; then STATUS+=("| data: centripetal shapes ${SHAPES[*]} (in the background) | ok | |")
-else STATUS+=("| data: centripetal shapes ${SHAPES[*]} | failed (exit $SHAPES_RC, see shapes.log) | |"); fi
-
-TRAIN_OUT="$OUT_DIR/train_small"
-if [ "$SHAPES_RC" = 0 ] && run_stage "train: small, cpu profile, $TRAIN_STEPS steps" 200 "$OUT_DIR/train.log" \
-     "${CLI[@]}" train --profile cpu --device "$DEVICE" --data-root "$DATA" --out "$TRAIN_OUT" "${TRAIN[@]}" \
-     --no-progress; then
-  run_stage "evaluate: $NVAL val images (flip, masks)" 150 "$OUT_DIR/evaluate.log" \
-    "${CLI[@]}" evaluate "$TRAIN_OUT/last.pt" --profile cpu --data-root "$DATA" --device "$DEVICE" \
-    --out "$OUT_DIR/eval_small" --no-progress
-fi
-if [ "$DEVICE" = cuda ] || [ "$TINY" = 1 ]; then
-  bench small_bf16 120 "small bf16" --model small --precision bf16 "${SMALL[@]}"
-fi
-# what item 2 of the issue would switch on (channels-last, cuDNN autotuning), if the budget still allows
-if [ "$WITH_HG104" = 1 ] && [ "$DEVICE" = cuda ]; then
-  bench hourglass104_bf16_cl 120 "hourglass104 bf16, channels-last + cudnn.benchmark" --model hourglass104 \
-    --precision bf16 "${HG[@]}" --channels-last on --cudnn-benchmark --profile-steps 0
-fi
-
-# -------------------------------------------------------------------------------------------------------- the summary
-{
-  echo "# gpu_check.sh ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-  echo
-  flags="--device $DEVICE$([ "$TINY" = 1 ] && echo ' --tiny')"
-  echo "\`bash benchmarks/gpu_check.sh $flags\`, budget $BUDGET s, $(( $(date +%s) - START )) s used."
-  echo
-  "$PY" - "$DEVICE" <<'EOF'
-import os, platform, sys, torch
-cpu = platform.machine()
-if os.path.exists("/proc/cpuinfo"):
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
-line = f"Machine: CPU {cpu} ({os.cpu_count()} cores), torch {torch.__version__}"
-if sys.argv[1] == "cuda" and torch.cuda.is_available():
-    p = torch.cuda.get_device_properties(0)
-    line += f", CUDA {torch.version.cuda}, card {p.name} ({p.total_memory / 2**30:.0f} GiB)"
-print(line + f"; 1-min load average {os.getloadavg()[0]:.2f} at the end.")
-EOF
-  echo
-  echo "| stage | result | seconds |"
-  echo "|---|---|---:|"
-  printf '%s\n' "${STATUS[@]}"
-  echo
-  if [ -f "$OUT_DIR/train.log" ]; then
-    echo "## Training (small model, cpu profile, --device $DEVICE)"
-    echo
-    echo '```'
-    grep -E "trained to step|stopped at step" "$OUT_DIR/train.log" || echo "(no summary line: see train.log)"
-    echo '```'
-    echo
-  fi
-  if [ -f "$OUT_DIR/eval_small/metrics.json" ]; then
-    echo "## Evaluation ($NVAL val images, the cpu profile's test settings)"
-    echo
-    "$PY" - "$OUT_DIR/eval_small/metrics.json" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[1]))
-ap = ", ".join(f"{t} AP {100 * s['AP']:.1f}" for t, s in m["metrics"].items())
-print(f"{m['images']} images, flip={m['flip']}: prediction {m['seconds']:.1f} s ({m['images_per_s']:.2f} images/s; "
-      f"COCOeval not included, see the stage's seconds above for the whole command); {ap} "
-      f"(a {m['step']}-step model: speed, not accuracy).")
-EOF
-    echo
-  fi
-  for run in small_fp32 hourglass104_bf16 hourglass104_fp32 small_bf16 hourglass104_bf16_cl; do
-    f="$OUT_DIR/utilisation_$run.md"
-    [ -f "$f" ] || continue
-    echo; sed -n '/^## /,$p' "$f"
-  done
-} >"$OUT_DIR/gpu_check.md"
-echo "== written $OUT_DIR/gpu_check.md ($(( $(date +%s) - START )) s)"
+echo "== written $OUT_DIR/gpu_check.md ($(( $(date +%s) - START )) s of the ${BUDGET}-s budget)"
 ls "$OUT_DIR"

@@ -8,6 +8,7 @@ __all__ = ['DEFORM_IMPLS', 'ADAPTIONS', 'deform_conv2d', 'DeformConv2d', 'CrossS
            'plot_sampling_points', 'figure7', 'sample_bilinear', 'deform_conv2d_fast']
 
 # %% ../nbs/03_adaption.ipynb #8a1e57c6
+import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -22,15 +23,21 @@ _deform_cpu = torchvision.ops.deform_conv2d     # what 'auto' runs on the CPU; "
 def deform_conv2d(x, offset, weight, bias=None, padding=1, impl="auto", stride=1, dilation=1):
     """Deformable conv v1: x (B, C, H, W), offset (B, 2*kh*kw*G, Ho, Wo) as (dy, dx) per tap, weight (O, C, kh, kw),
     bias (O,) or None -> (B, O, Ho, Wo). `impl`: 'auto' (torchvision on CUDA, the grid_sample path `deform_conv2d_fast`
-    elsewhere), 'torchvision' or 'fast'."""
+    elsewhere), 'torchvision' or 'fast'. Under autocast, 'auto' and 'fast' run `deform_conv2d_fast` on every device with
+    the sampling in float32 and the matrix product in the autocast dtype; 'torchvision' runs all in float32."""
     if impl not in DEFORM_IMPLS: raise ValueError(f"impl must be one of {DEFORM_IMPLS}, got {impl!r}")
-    if torch.is_autocast_enabled(x.device.type) and not (x.dtype == offset.dtype == weight.dtype):
-        # autocast hands us half-precision features and offsets but float32 weights: sample and contract in float32
-        # (sampling positions in fp16/bf16 lose sub-pixel precision), then return the autocast dtype. Autocast is
-        # switched off inside, or it would run the contraction (a matmul) in half precision again.
+    if torch.is_autocast_enabled(x.device.type):
+        if impl != "torchvision":
+            # the sampling positions and the bilinear samples are geometry: float32, from float32 copies of x and
+            # offset (bf16 would put a tap 40.1 cells away on 40.0); the contraction, ~all the FLOPs, in the autocast
+            # dtype (see "Making it fast": `contract_dtype`)
+            return deform_conv2d_fast(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                      contract_dtype=torch.get_autocast_dtype(x.device.type))
+        # torchvision's kernel takes one dtype: all in float32 (as its own autocast wrapper does), autocast off inside
         with torch.autocast(x.device.type, enabled=False):
-            out = deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
-                                padding=padding, impl=impl, stride=stride, dilation=dilation)
+            out = torchvision.ops.deform_conv2d(x.float(), offset.float(), weight.float(),
+                                                None if bias is None else bias.float(), stride=stride, padding=padding,
+                                                dilation=dilation)
         return out.to(x.dtype)
     if impl == "torchvision" or (impl == "auto" and x.is_cuda):
         return torchvision.ops.deform_conv2d(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation)
@@ -81,7 +88,11 @@ class CrossStarAdaption(nn.Module):
         self.dcn = DeformConv2d(ch, ch, kernel, std=0.01, impl=impl)
 
     def offsets(self, guide):
-        "Offset field (B, 2k², H, W), (dy, dx) per tap, from the guiding shift `guide` (B, 2, H, W) (detached)."
+        """Offset field (B, 2k², H, W), (dy, dx) per tap, from the guiding shift `guide` (B, 2, H, W) (detached);
+        float32 under autocast (offsets are positions: a bf16 offset of 40.1 cells would be 40.0)."""
+        if torch.is_autocast_enabled(guide.device.type):
+            with torch.autocast(guide.device.type, enabled=False):
+                return self.guide_offset(guide.detach().float())
         return self.guide_offset(guide.detach())
 
     def offset_field(self, feat, guide=None):
@@ -143,7 +154,9 @@ class RoIConvAdaption(nn.Module):
 
     def offset_field(self, feat, guide=None):
         _check_feat_guide(feat, guide, True, type(self).__name__)
-        return roi_conv_offsets(guide.detach(), self.corner, self.kernel)
+        size = guide.detach()
+        if torch.is_autocast_enabled(size.device.type): size = size.float()      # positions: float32 under autocast
+        return roi_conv_offsets(size, self.corner, self.kernel)
 
     def forward(self, feat, guide=None):
         return F.relu(self.dcn(feat, self.offset_field(feat, guide)))
@@ -286,8 +299,9 @@ def _next_pow2(n):
     "Smallest power of two >= n (n >= 1)."
     return 1 << (n - 1).bit_length()
 
-def _check_deform_args(x, offset, weight, bias, stride, padding, dilation):
-    "Validate shapes for a deformable conv; return (sh, sw, ph, pw, dh, dw, Ho, Wo, offset_groups)."
+def _check_deform_args(x, offset, weight, bias, stride, padding, dilation, same_dtype=True):
+    """Validate shapes (and, with `same_dtype`, one dtype) for a deformable conv; return (sh, sw, ph, pw, dh, dw, Ho,
+    Wo, offset_groups)."""
     for t, n in ((x, "x"), (offset, "offset"), (weight, "weight")):
         if not isinstance(t, torch.Tensor): raise TypeError(f"{n} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim != 4: raise ValueError(f"{n} must be 4-D, got shape {tuple(t.shape)}")
@@ -309,7 +323,7 @@ def _check_deform_args(x, offset, weight, bias, stride, padding, dilation):
     if C % G: raise ValueError(f"offset groups ({G}) must divide the input channels ({C})")
     if bias is not None and tuple(bias.shape) != (O,):
         raise ValueError(f"bias must have shape ({O},), got {tuple(bias.shape)}")
-    if offset.dtype != x.dtype or weight.dtype != x.dtype:
+    if same_dtype and (offset.dtype != x.dtype or weight.dtype != x.dtype):
         raise TypeError(f"x, offset and weight must share a dtype, got {x.dtype}, {offset.dtype}, {weight.dtype}")
     return sh, sw, ph, pw, dh, dw, Ho, Wo, G
 
@@ -324,36 +338,49 @@ def sample_bilinear(x, py, px):
     grid = torch.stack((px * (2 / Wp) + (1 / Wp - 1), py * (2 / Hp) + (1 / Hp - 1)), dim=-1)
     return F.grid_sample(xg, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilation=1):
+def deform_conv2d_fast(x, offset, weight, bias=None, stride=1, padding=1, dilation=1, contract_dtype=None):
     """Deformable convolution v1 from one bilinear `grid_sample` call and one matrix product.
 
     x (B, C, H, W); offset (B, 2*kh*kw*G, Ho, Wo) as (dy, dx) per tap, taps row-major, G offset groups (torchvision's
     layout); weight (O, C, kh, kw); bias (O,) or None -> (B, O, Ho, Wo). Same values and gradients as
-    `torchvision.ops.deform_conv2d` (grouped weights are not supported: use torchvision for those)."""
-    sh, sw, ph, pw, dh, dw, Ho, Wo, G = _check_deform_args(x, offset, weight, bias, stride, padding, dilation)
+    `torchvision.ops.deform_conv2d` (grouped weights are not supported: use torchvision for those).
+
+    `contract_dtype` (what `deform_conv2d` passes under autocast, e.g. torch.bfloat16) is the mixed mode: x, offset
+    and weight may then differ in dtype; the sampling positions and the bilinear samples are computed in float32 (from
+    float32 copies of x and offset), only the samples and the weight are rounded to `contract_dtype` for the matrix
+    product, and the result has that dtype. Autocast is off inside, so nothing else changes precision."""
+    mixed = contract_dtype is not None
+    sh, sw, ph, pw, dh, dw, Ho, Wo, G = _check_deform_args(x, offset, weight, bias, stride, padding, dilation,
+                                                           same_dtype=not mixed)
     B, C, H, W = x.shape
     O, _, kh, kw = weight.shape
     K = kh * kw
-    off = offset.reshape(B * G, K, 2, Ho, Wo)
-    fkw = dict(device=x.device, dtype=x.dtype)
-    base_y = ((torch.arange(Ho, **fkw) * sh - ph).view(1, 1, Ho, 1)
-              + (torch.arange(kh, **fkw) * dh).repeat_interleave(kw).view(1, K, 1, 1))
-    base_x = ((torch.arange(Wo, **fkw) * sw - pw).view(1, 1, 1, Wo)
-              + (torch.arange(kw, **fkw) * dw).repeat(kh).view(1, K, 1, 1))
-    py, px = base_y + off[:, :, 0], base_x + off[:, :, 1]          # (B*G, K, Ho, Wo) absolute pixel positions
-    grid_hw = (B * G, K * Ho, Wo)                                  # all K taps stacked along the height axis
-    cols = sample_bilinear(x.reshape(B * G, C // G, H, W), py.reshape(grid_hw), px.reshape(grid_hw))
-    cols = cols.reshape(B, C * K, Ho * Wo)     # (B*G, C/G, K*Ho, Wo) is (B, C*K, Ho*Wo) in memory
-    if torch.is_grad_enabled() and (weight.requires_grad or cols.requires_grad):
-        out = weight.reshape(O, C * K) @ cols
-    else:
-        # inference: a batched product with the weight expanded over the batch (a stride-0 view), the same numbers
-        # without the transposed copy of `cols` that `weight @ cols` makes to fold the batch into one product. Not in
-        # training: its backward sums the weight's gradient in another order, and training is kept bit-identical to
-        # the runs committed in results/ (results/benchmarks.md measures both).
-        out = torch.bmm(weight.reshape(1, O, C * K).expand(B, O, C * K), cols)
-    out = out.view(B, O, Ho, Wo)
-    return out if bias is None else out + bias.view(1, O, 1, 1)
+    with torch.autocast(x.device.type, enabled=False) if mixed else contextlib.nullcontext():
+        if mixed: x, offset = x.float(), offset.float()
+        off = offset.reshape(B * G, K, 2, Ho, Wo)
+        fkw = dict(device=x.device, dtype=x.dtype)
+        base_y = ((torch.arange(Ho, **fkw) * sh - ph).view(1, 1, Ho, 1)
+                  + (torch.arange(kh, **fkw) * dh).repeat_interleave(kw).view(1, K, 1, 1))
+        base_x = ((torch.arange(Wo, **fkw) * sw - pw).view(1, 1, 1, Wo)
+                  + (torch.arange(kw, **fkw) * dw).repeat(kh).view(1, K, 1, 1))
+        py, px = base_y + off[:, :, 0], base_x + off[:, :, 1]          # (B*G, K, Ho, Wo) absolute pixel positions
+        grid_hw = (B * G, K * Ho, Wo)                                  # all K taps stacked along the height axis
+        cols = sample_bilinear(x.reshape(B * G, C // G, H, W), py.reshape(grid_hw), px.reshape(grid_hw))
+        cols = cols.reshape(B, C * K, Ho * Wo)     # (B*G, C/G, K*Ho, Wo) is (B, C*K, Ho*Wo) in memory
+        w = weight.reshape(O, C * K)
+        if mixed:                                  # the product in contract_dtype (the BLAS accumulates in float32)
+            cols, w = cols.to(contract_dtype), w.to(contract_dtype)
+            bias = None if bias is None else bias.to(contract_dtype)
+        if torch.is_grad_enabled() and (w.requires_grad or cols.requires_grad):
+            out = w @ cols
+        else:
+            # inference: a batched product with the weight expanded over the batch (a stride-0 view), the same numbers
+            # without the transposed copy of `cols` that `weight @ cols` makes to fold the batch into one product. Not
+            # in training: its backward sums the weight's gradient in another order, and training is kept
+            # bit-identical to the runs committed in results/ (results/benchmarks.md measures both).
+            out = torch.bmm(w.reshape(1, O, C * K).expand(B, O, C * K), cols)
+        out = out.view(B, O, Ho, Wo)
+        return out if bias is None else out + bias.view(1, O, 1, 1)
 
 # %% ../nbs/03_adaption.ipynb #4e10782a
 _deform_cpu = deform_conv2d_fast
