@@ -188,7 +188,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
     _finish(c, summary, trained, est)
     return summary
 
-# %% ../nbs/15_reproduce.ipynb #cef8d2c6
+# %% ../nbs/15_reproduce.ipynb #0cdf2998
 def reproduce_parser() -> argparse.ArgumentParser:
     "The argument parser of `centripetal reproduce`."
     p = argparse.ArgumentParser(
@@ -227,6 +227,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     a("--runs-only", action="store_true", help="train and evaluate the runs only; build no table or figure")
     return p
 
+# %% ../nbs/15_reproduce.ipynb #092881b5
 def main_reproduce(argv=None) -> int:
     "Entry point of `centripetal reproduce`: returns 0 when every run and notebook succeeded, else 1."
     args = reproduce_parser().parse_args(argv)

@@ -134,10 +134,11 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
     write_runs_md(paths["root"], extra, settings, per_seed, trains)
     return out
 
-# %% ../nbs/15_3_collect.ipynb #99189b7e
+# %% ../nbs/15_3_collect.ipynb #4c5a17b3
 def _num(v, digits=1, scale=1.0) -> str:
     return "–" if v is None or (isinstance(v, float) and (math.isnan(v) or v < 0)) else f"{scale * v:.{digits}f}"
 
+# %% ../nbs/15_3_collect.ipynb #05228eef
 def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dict) -> Path:
     """root/runs.md: one row per run and seed (steps against the plan, the safety stop, training and evaluation time,
     box AP, AP50, AP_L, AR100, mask AP), the training protocol, and the wall time of the `reproduce` commands that made

@@ -66,7 +66,7 @@ def train_command(profile, variant, out_dir, data_root=None, gpus: int = 1, gpus
                     "--rdzv-endpoint", rdzv_endpoint or "HOST:29500"]
     return [_torchrun()] + launch + args
 
-# %% ../nbs/15_2_runs.ipynb #16ac43fa
+# %% ../nbs/15_2_runs.ipynb #8ef70df6
 def trained_step(run_dir, model_cfg=None):
     """The step of run_dir/last.pt if that run's training completed (the checkpoint says `finished`, or
     run_dir/train.json records the same step, as after a time-limited run) and, when given, was trained with
@@ -96,6 +96,44 @@ def torch_threads(n: int = None):
     try: yield
     finally: torch.set_num_threads(old)
 
+# %% ../nbs/15_2_runs.ipynb #bb7e3717
+def _train_under_torchrun(profile, extra, train_cfg, run_dir, data_root, gpus, rdzv_endpoint) -> dict:
+    "Train one run with one process per GPU (`train_command`); refuses what this machine cannot run, with the command."
+    cmd = train_command(find_profile(profile), extra["variant"], run_dir, data_root, gpus, rdzv_endpoint=rdzv_endpoint,
+                        time_limit_min=train_cfg.time_limit_min, train_over=schedule_over(train_cfg))
+    if "HOST:29500" in cmd:
+        raise RuntimeError(
+            f"{gpus} GPUs need several nodes: start this command on every node (HOST = the first node's address), "
+            f"then run reproduce again to evaluate:\n  {shlex.join(cmd)}"
+        )
+    if torch.cuda.device_count() < gpus:
+        raise RuntimeError(
+            f"the profile asks for {gpus} GPUs, this machine has {torch.cuda.device_count()}: run\n "
+            f" {shlex.join(cmd)}\non a machine that has them (or lower the profile's 'gpus' and use --accum to keep"
+            " the global batch)"
+        )
+    log.info("training %s: %s", extra["variant"], shlex.join(cmd))
+    subprocess.run(cmd, check=True)
+    return dict(checkpoint=str(Path(run_dir) / "last.pt"), steps=int(load_checkpoint(Path(run_dir) / "last.pt")["step"]),
+                command=cmd)
+
+def _train_here(profile, variant, extra, model_cfg, train_cfg, run_dir, data_root, progress) -> dict:
+    """Train one run in this process with the sweep's thread count; through one trunk and its earlier budgets
+    (`15e_budget`) when the profile has `reproduce_budgets`, so the claims at 400, 800, ... come from the same runs."""
+    budgets = sorted({int(b) for b in extra.get("reproduce_budgets") or []
+                      if train_cfg.max_steps and int(b) < train_cfg.max_steps})
+    with torch_threads(run_threads(extra, variant)):
+        if budgets:
+            from centripetal.budget import train_budgets
+            rows = train_budgets(profile, variant, train_cfg.seed, budgets + [train_cfg.max_steps], None, data_root,
+                                 progress=progress, root=run_dir, last_dir=run_dir)
+            return dict(checkpoint=str(Path(run_dir) / "last.pt"), steps=rows[-1]["steps"], command=None,
+                        budgets=budgets)
+        from centripetal.train import train
+        res = train(model_cfg, train_cfg, progress=progress)
+    return dict(checkpoint=res["checkpoint"], steps=res["steps"], images_per_s=res["images_per_s"], command=None)
+
+# %% ../nbs/15_2_runs.ipynb #9f0161ef
 def train_variant(
     profile, variant: str, run_dir, data_root=None, gpus: int = 1, progress: bool = False, rdzv_endpoint=None,
     force: bool = False, seed: int = None, protocol: str = None, steps: int = None,
@@ -103,63 +141,27 @@ def train_variant(
     """Train one run into `run_dir` (log.csv, last.pt): in this process when `gpus` <= 1, else through `train_command`
     with one process per GPU. A run whose training already completed (`trained_step`) is not trained again unless
     `force`: then only its evaluation is missing. Writes and returns a summary (run_dir/train.json): checkpoint,
-    steps, planned_steps, time_limit_min, stopped_by_time_limit, seed, protocol, wall_s, gpus, command, reused.
-    `seed`, `protocol`, `steps`: see `variant_configs`."""
+    steps, planned_steps, time_limit_min, stopped_by_time_limit, seed, protocol, wall_s, gpus, command, reused, and
+    the machine settings it trained with. `seed`, `protocol`, `steps`: see `variant_configs`."""
     model_cfg, train_cfg, _, extra = variant_configs(profile, variant, run_dir, data_root, seed, protocol, steps)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     done = None if force else trained_step(run_dir, model_cfg)
     if done is not None:
-        log.info(
-            "%s: %s holds a completed training (step %d): not trained again (force=True retrains)", variant,
-            run_dir / "last.pt", done,
-        )
+        log.info("%s: %s holds a completed training (step %d): not trained again (force=True retrains)", variant,
+                 run_dir / "last.pt", done)
         return dict(json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").is_file() else {},
                     checkpoint=str(run_dir / "last.pt"), steps=done, reused=True)
     t0 = time.perf_counter()
-    budgets = sorted({int(b) for b in extra.get("reproduce_budgets") or []
-                      if train_cfg.max_steps and int(b) < train_cfg.max_steps})
-    if budgets and gpus == 1:
-        # every earlier budget from the same trunk (15e_budget): the claims at 400, 800, ... come from the same runs
-        from centripetal.budget import train_budgets
-        with torch_threads(run_threads(extra, variant)):
-            rows = train_budgets(profile, variant, train_cfg.seed, budgets + [train_cfg.max_steps], None, data_root,
-                                 progress=progress, root=run_dir, last_dir=run_dir)
-        summary = dict(checkpoint=str(run_dir / "last.pt"), steps=rows[-1]["steps"], command=None, budgets=budgets)
-    elif gpus > 1:
-        cmd = train_command(
-            find_profile(profile), extra["variant"], run_dir, data_root, gpus, rdzv_endpoint=rdzv_endpoint,
-            time_limit_min=train_cfg.time_limit_min,
-            train_over=schedule_over(train_cfg),
-        )
-        if "HOST:29500" in cmd:
-            raise RuntimeError(
-                f"{gpus} GPUs need several nodes: start this command on every node (HOST = the first node's address), "
-                f"then run reproduce again to evaluate:\n  {shlex.join(cmd)}"
-            )
-        if torch.cuda.device_count() < gpus:
-            raise RuntimeError(
-                f"the profile asks for {gpus} GPUs, this machine has {torch.cuda.device_count()}: run\n "
-                f" {shlex.join(cmd)}\non a machine that has them (or lower the profile's 'gpus' and use --accum to keep"
-                " the global batch)"
-            )
-        log.info("training %s: %s", variant, shlex.join(cmd))
-        subprocess.run(cmd, check=True)
-        ckpt = load_checkpoint(run_dir / "last.pt")
-        summary = dict(checkpoint=str(run_dir / "last.pt"), steps=int(ckpt["step"]), command=cmd)
-    else:
-        from centripetal.train import train
-        with torch_threads(run_threads(extra, variant)):
-            res = train(model_cfg, train_cfg, progress=progress)
-        summary = dict(checkpoint=res["checkpoint"], steps=res["steps"], images_per_s=res["images_per_s"], command=None)
+    summary = (_train_under_torchrun(profile, extra, train_cfg, run_dir, data_root, gpus, rdzv_endpoint) if gpus > 1
+               else _train_here(profile, variant, extra, model_cfg, train_cfg, run_dir, data_root, progress))
     planned = train_cfg.max_steps
     with torch_threads(run_threads(extra, variant)):          # the settings the run trained with (11c_machine)
         summary["machine"] = machine_settings(train_cfg.amp, train_cfg.amp_dtype, train_cfg.device
                                               if train_cfg.device != "auto" else None)
     summary.update(
         wall_s=time.perf_counter() - t0, gpus=gpus, variant=variant, profile=str(rel_path(find_profile(profile))),
-        reused=False,
-        seed=train_cfg.seed, protocol=extra["reproduce"]["protocol"], planned_steps=planned,
+        reused=False, seed=train_cfg.seed, protocol=extra["reproduce"]["protocol"], planned_steps=planned,
         time_limit_min=train_cfg.time_limit_min,
         # the safety stop fired: reported in runs.md and in the captions of the tables this run feeds
         stopped_by_time_limit=bool(planned and summary["steps"] < planned),
@@ -170,6 +172,7 @@ def train_variant(
     (run_dir / "train.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
+# %% ../nbs/15_2_runs.ipynb #e93b8366
 def evaluate_variant(
     profile, variant: str, run_dir, data_root=None, device: str = "auto", progress: bool = False
 ) -> dict:
