@@ -10,6 +10,7 @@ __all__ = ['DEFAULT_WEIGHTS', 'focal_loss', 'plot_focal_weight', 'gather_at', 's
 # %% ../nbs/07_losses.ipynb #00bed2fe
 import torch
 import torch.nn.functional as F
+from .sync import value_checks
 
 # %% ../nbs/07_losses.ipynb #4be7519a
 from .checks import check_same_shape
@@ -57,7 +58,8 @@ def gather_at(maps: torch.Tensor, ind: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"ind must be (B, M) = ({B}, M) flat indices y*W + x, got shape {tuple(ind.shape)}")
     if ind.dtype != torch.long:
         raise TypeError(f"ind must be torch.long (flat indices y*W + x), got {ind.dtype}")
-    if ind.numel() and (int(ind.min()) < 0 or int(ind.max()) >= H * W):
+    # reads values: where that is free, or with CENTRIPETAL_DEBUG (00_sync); else gather's own bound check fires
+    if ind.numel() and value_checks(ind) and (int(ind.min()) < 0 or int(ind.max()) >= H * W):
         raise ValueError(f"ind holds values in [{int(ind.min())}, {int(ind.max())}] but a {H}×{W} map has flat "
                          f"indices 0 … {H * W - 1}; build them as y*W + x with integer feature-map coordinates")
     idx = ind.to(maps.device).unsqueeze(1).expand(B, C, ind.shape[1])

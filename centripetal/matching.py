@@ -17,10 +17,12 @@ import torch.nn.functional as F
 
 from .checks import check_last, check_map
 from .shift import decode_centripetal_shift, decode_guiding_shift
+from .sync import reads_free, value_checks
 
 # %% ../nbs/01_matching.ipynb #ae12e9ca
 def _check_mu(mu):
     "`mu` must lie in (0, 1]: 0 would make the region a point, above 1 larger than the box."
+    if isinstance(mu, torch.Tensor) and not value_checks(mu): return       # reading values would synchronise (00_sync)
     bad = (mu <= 0) | (mu > 1) | (mu != mu) if isinstance(mu, torch.Tensor) else not (0 < mu <= 1)
     if bad is True or (isinstance(bad, torch.Tensor) and bool(bad.any())):
         raise ValueError(f"mu must lie in (0, 1] (the central region is mu times the box), got {mu!r}")
@@ -392,4 +394,6 @@ def peak_topk_rows(heat, k, kernel=3):
     return vals, row * W + idx % W
 
 # %% ../nbs/01_matching.ipynb #9deef56a
-_peak_topk = peak_topk_rows
+def _peak_topk(heat, k, kernel=3):
+    "The search of `topk_corners`: the row search where reading values is free (CPU tensors), else the max pool."
+    return (peak_topk_rows if reads_free(heat) else peak_topk_maxpool)(heat, k, kernel)

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['BACKBONES', 'WEIGHT_FIELDS', 'ModelConfig', 'make_head', 'CornerBranch', 'CenterBranch', 'make_backbone',
-           'TestConfig', 'stack_losses', 'sample_rois', 'mask_rois', 'small_ops', 'CentripetalNet', 'fold_batchnorm',
-           'inference_model']
+           'TestConfig', 'stack_losses', 'sample_rois', 'mask_rois', 'mask_rois_flat', 'small_ops', 'CentripetalNet',
+           'fold_batchnorm', 'inference_model']
 
 # %% ../nbs/08_model.ipynb #99be7322
 import math
@@ -21,7 +21,7 @@ from .targets import render_batch
 from .losses import focal_loss, smooth_l1_at, ae_pull_push
 from .matching import DecodeConfig, decode_pairs, MATCHERS, topk_corners
 from .postprocess import soft_nms, flip_boxes
-from .mask_head import MaskHead, match_proposals, mask_targets, mask_loss, paste_masks
+from .mask_head import MaskHead, match_proposals, mask_targets, mask_loss, paste_masks, crop_masks
 
 # %% ../nbs/08_model.ipynb #c64ca9eb
 # the matchers (MATCHERS, 01_matching) and adaptions (ADAPTIONS, 03_adaption) are listed where they are implemented
@@ -243,33 +243,87 @@ def mask_rois(boxes, scores, gt_boxes, cap: int = 0, generator=None):
     sizes = torch.bincount(p_img[keep], minlength=B).tolist()
     return sample_rois(list(props[keep].split(sizes)), list(local[keep].split(sizes)), cap, generator)
 
-def _mask_loss(model, feats, maps, targets, stride):
+def mask_rois_flat(boxes, scores, gt_boxes, cap: int = 0, generator=None):
+    """`mask_rois` in the form training uses, reading one number on the host: how many RoIs there are (it sizes the
+    mask head's batch). Returns `rois` (P, 5), rows (image, x1, y1, x2, y2) in the order of `mask_rois` (image by
+    image), and `obj` (P,), each RoI's object as an index into the batch's ground-truth boxes, concatenated."""
+    cand = _mask_candidates(boxes, scores, gt_boxes)
+    return _select_rois(*cand, int(cand[-1].sum()), cap, generator)
+
+def _mask_candidates(boxes, scores, gt_boxes):
+    """The candidate RoIs of `mask_rois_flat`, on the device: per image its K decoded pairs, then M slots holding its
+    ground-truth boxes (M: the most of an image; the other slots are padding). Returns the candidates' boxes (C, 4),
+    images (C,), best-matching objects (C,) and whether each one is kept (C,) bool, C = B (K + M)."""
+    B, K = scores.shape
+    dev = boxes.device
+    counts = [len(g) for g in gt_boxes]
+    M = max(counts, default=0)
+    gt = torch.cat([g.to(dev).float() for g in gt_boxes]) if len(gt_boxes) else boxes.new_zeros(0, 4)
+    g_img = torch.cat([torch.full((n,), b, dtype=torch.long, device=dev) for b, n in enumerate(counts)])
+    g_pos = torch.cat([torch.arange(n, device=dev) for n in counts])
+    cand = torch.cat([boxes.float(), gt.new_zeros(B, M, 4).index_put_((g_img, g_pos), gt)], 1).view(-1, 4)
+    slot = torch.zeros(B, M, dtype=torch.bool, device=dev).index_put_((g_img, g_pos), torch.ones_like(g_pos).bool())
+    valid = torch.cat([scores > 0, slot], 1).flatten()
+    c_img = torch.arange(B, device=dev)[:, None].expand(B, K + M).flatten()
+    if len(gt):
+        iou = box_iou(cand, gt).masked_fill_(c_img[:, None] != g_img[None], -1)     # the same IoUs as mask_rois
+        best, obj = iou.max(1)
+    else:
+        best, obj = cand.new_full((len(cand),), -1.0), c_img.new_zeros(len(cand))
+    return cand, c_img, obj, valid & (best >= 0.5)
+
+def _select_rois(cand, c_img, obj, keep, n, cap, generator):
+    "The `n` kept candidates (n = keep.sum(), read by the caller), in order, then at most `cap` (`sample_rois`)."
+    # the kept candidates in order (image by image, pairs first), found without reading a value: a stable sort puts them
+    # first (as nonzero_static(keep, size=n) would; the sort runs on every device and torch version the package takes)
+    idx = torch.sort((~keep).to(torch.uint8), stable=True).indices[:n]
+    if 0 < cap < n:                                          # `sample_rois`: the same draw, the same RoIs
+        chosen = torch.randperm(n, generator=generator, device="cpu" if generator is not None else cand.device)[:cap]
+        idx = idx[chosen.to(cand.device).sort().values]
+    return torch.cat([c_img[idx, None].to(cand.dtype), cand[idx]], 1), obj[idx]
+
+def _mask_targets_flat(targets, rois, obj, size, device):
+    "The mask targets (P, size, size) and labels (P,) of `mask_rois_flat`'s RoIs (`mask_head.mask_targets` per image)."
+    masks = [t["masks"].to(device) for t in targets]
+    labels = torch.cat([t["labels"].to(device) for t in targets])[obj]
+    if len({m.shape[-2:] for m in masks}) == 1:            # a collated batch: one RoIAlign call, nothing read
+        return crop_masks(torch.cat(masks)[obj], rois[:, 1:], size), labels
+    # images of different sizes: image by image (reads which RoIs belong to which image)
+    img, first = rois[:, 0].long(), [sum(len(m) for m in masks[:b]) for b in range(len(masks))]
+    parts = [crop_masks(m[obj[img == b] - first[b]], rois[img == b, 1:], size) for b, m in enumerate(masks)]
+    return torch.cat(parts), labels
+
+def _mask_proposals(model, maps, targets, stride):
+    "The candidate RoIs (`_mask_candidates`) of the mask head: the last stack's decoded pairs and the ground truth."
     cfg = model.cfg
-    with torch.no_grad(), small_ops(feats[-1].device):
+    with torch.no_grad(), small_ops(maps[-1]["tl_heat"].device):
         dec = decode_pairs(
             {k: v.detach() for k, v in maps[-1].items()},
             DecodeConfig(matcher=cfg.matcher, k=max(cfg.mask_proposals, 8), num_pairs=cfg.mask_proposals), stride,
         )
-        proposals, gt_index = mask_rois(dec["boxes"], dec["scores"], [t["boxes"] for t in targets], cfg.mask_rois)
-    n = sum(len(p) for p in proposals)
-    logits = model.mask(feats[-1], proposals, stride)
-    if n == 0: return logits.sum() * 0
+        return _mask_candidates(dec["boxes"], dec["scores"], [t["boxes"] for t in targets])
+
+def _mask_loss(model, feats, targets, rois, obj, stride):
+    "Eq. 8 on the RoIs `rois` (P, 5) matched to objects `obj` (P,) (`mask_rois_flat`)."
+    logits = model.mask(feats[-1], rois, stride)
+    if len(rois) == 0: return logits.sum() * 0
     with small_ops(logits.device):
-        tgt = mask_targets([t["masks"].to(logits.device) for t in targets], gt_index, proposals,
-                           size=logits.shape[-1])
-        labels = torch.cat([t["labels"].to(logits.device)[i] for t, i in zip(targets, gt_index)])
+        tgt, labels = _mask_targets_flat(targets, rois, obj, logits.shape[-1], logits.device)
     return mask_loss(logits, tgt, labels)
 
 # %% ../nbs/08_model.ipynb #7054c355
 import contextlib
 
-@contextlib.contextmanager
 def small_ops(device):
-    "One intra-op thread inside the block when `device` is the CPU: for small ops, threads cost more than they save."
+    """One intra-op thread inside the block when `device` is the CPU: for small ops, threads cost more than they save.
+    Nothing on other devices, and nothing while `torch.compile` traces (the thread count is no part of a graph)."""
+    if torch.compiler.is_compiling() or torch.device(device).type != "cpu" or torch.get_num_threads() == 1:
+        return contextlib.nullcontext()
+    return _one_thread()
+
+@contextlib.contextmanager
+def _one_thread():
     n = torch.get_num_threads()
-    if torch.device(device).type != "cpu" or n == 1:
-        yield
-        return
     torch.set_num_threads(1)
     try: yield
     finally: torch.set_num_threads(n)
@@ -374,7 +428,11 @@ class CentripetalNet(nn.Module):
         for m in maps:
             for k, v in stack_losses(m, gt, self.cfg).items(): total[k] = total.get(k, 0) + v
         if self.mask is not None and all("masks" in t for t in targets):
-            total["mask"] = _mask_loss(self, feats, maps, targets, stride)
+            cand = _mask_proposals(self, maps, targets, stride)
+            # the one value a training step reads on the host: how many RoIs train the mask head (read here, in `loss`
+            # itself, so that torch.compile splits the loss in two graphs and no more)
+            n = int(cand[-1].sum())
+            total["mask"] = _mask_loss(self, feats, targets, *_select_rois(*cand, n, self.cfg.mask_rois, None), stride)
         total["loss"] = sum(getattr(self.cfg, WEIGHT_FIELDS[k]) * v for k, v in total.items())
         return total
 

@@ -246,6 +246,12 @@ def _tensorboard(out_dir):
     return SummaryWriter(str(Path(out_dir) / "tb"))
 
 # %% ../nbs/12_train.ipynb #f6ea4cc3
+def _check_finite(terms: dict, cfg: TrainConfig, when: str = ""):
+    "FloatingPointError unless every loss term of `terms` (floats) is finite; nothing under AMP (its scaler's job)."
+    if cfg.amp or all(math.isfinite(v) for v in terms.values()): return
+    raise FloatingPointError(f"non-finite loss {terms}{when}; lower the learning rate (--lr), keep warm-up and "
+                             "gradient clipping on")
+
 def _micro_batches(images, targets, k: int):
     """Split a batch into k interleaved micro-batches: micro-batch j = items j, j+k, j+2k, ... images (B,3,H,W) -> k ×
     (B/k,3,H,W)."""
@@ -266,9 +272,11 @@ def compile_network(model: nn.Module) -> nn.Module:
     model.forward_maps = torch.compile(model.forward_maps)
     return model
 
-def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, device) -> dict:
+def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, device, check_finite: bool = True) -> dict:
     """Forward, backward (over cfg.accum_steps micro-batches), clip, step. images (B,3,H,W); targets: list of B dicts.
-    Returns mean loss terms."""
+    Returns mean loss terms (0-d tensors, on the device). `check_finite`: stop on a non-finite fp32 loss before its
+    backward, which reads the loss on the host (`train` checks the logged means instead: see "A step that does not wait
+    for the device")."""
     import contextlib
     amp_dtype = getattr(torch, cfg.amp_dtype)
     k = cfg.accum_steps
@@ -282,11 +290,8 @@ def train_step(model, images, targets, optimizer, scaler, cfg: TrainConfig, devi
             if "loss" not in losses:
                 raise KeyError(f"the model's training output must hold the total in 'loss'; got keys {sorted(losses)}")
             loss = losses["loss"]
-            if not cfg.amp and not torch.isfinite(loss):
-                terms = {n: float(v) for n, v in losses.items() if torch.is_tensor(v) and v.numel() == 1}
-                raise FloatingPointError(
-                    f"non-finite loss {terms}; lower the learning rate (--lr), keep warm-up and gradient clipping on"
-                )
+            if check_finite and not cfg.amp and not torch.isfinite(loss):
+                _check_finite({n: float(v) for n, v in losses.items() if torch.is_tensor(v) and v.numel() == 1}, cfg)
             scaler.scale(loss / k).backward()
         parts.append({n: v.detach().float() for n, v in losses.items() if torch.is_tensor(v) and v.numel() == 1})
     if cfg.grad_clip > 0:
@@ -389,10 +394,14 @@ def window_row(
 ) -> dict:
     """One log.csv row: each loss term averaged over the steps of `window` (a list of dicts of scalars) and over
     processes."""
+    return dict(step=step, epoch=round(step / spe, 4), lr=lr, **_window_means(window, info),
+                images_per_s=round(images / max(seconds, 1e-9), 3), wall_s=round(wall, 2))
+
+def _window_means(window: list, info: DistInfo) -> dict:
+    "Each loss term of `window` averaged over its steps and over processes, as floats: the host's one read of them."
     keys = sorted(window[0])
     means = _all_mean(torch.stack([torch.stack([w[k] for w in window]).mean() for k in keys]), info).tolist()
-    return dict(step=step, epoch=round(step / spe, 4), lr=lr, **dict(zip(keys, means)),
-                images_per_s=round(images / max(seconds, 1e-9), 3), wall_s=round(wall, 2))
+    return dict(zip(keys, means))
 
 
 def _log_data_stats(st: Counter):
@@ -468,7 +477,7 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
         global_batch, data_stats = train_cfg.batch_size * info.world_size, Counter()
         t0 = t_win = time.perf_counter()
         deadline = t0 + 60 * train_cfg.time_limit_min if train_cfg.time_limit_min else None
-        start_step, window, stop, saved_at = step, [], step >= total, None
+        start_step, window, stop, saved_at, frac = step, [], step >= total, None, None
         while not stop:
             epoch, skip = divmod(step, spe)
             loader = epoch_loader(dataset, train_cfg, epoch, info, skip)
@@ -476,15 +485,23 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
             if rng is not None: set_rng_state(rng); rng = None
             for images, targets in loader:
                 for t in targets: data_stats.update(t.get("stats", {}))
-                lr = lr_at(step, spe, train_cfg, budget_fraction(t0, train_cfg, info))
+                # the time budget's lr drops: checked every step by one process; processes under DDP agree on them (an
+                # all_reduce and a host read) every log_every steps only
+                if frac is None or not info.distributed or step % train_cfg.log_every == 0:
+                    frac = budget_fraction(t0, train_cfg, info)
+                lr = lr_at(step, spe, train_cfg, frac)
                 for g in optimizer.param_groups: g["lr"] = lr
                 images, targets = to_device(images, targets, info.device)
                 if train_cfg.channels_last: images = images.contiguous(memory_format=torch.channels_last)
-                window.append(train_step(model, images, targets, optimizer, scaler, train_cfg, info.device))
+                # no host read of the loss here: its finiteness is checked on the logged means and before each save
+                window.append(train_step(model, images, targets, optimizer, scaler, train_cfg, info.device, False))
                 step += 1
                 bar.update(1)
-                stop = step >= total or _any(deadline is not None and time.perf_counter() > deadline, info)
-                if step % train_cfg.log_every == 0 or stop:
+                log_now = step % train_cfg.log_every == 0
+                # the wall-clock limit: every step with one process, every log_every steps under DDP (as the lr drops)
+                stop = step >= total or (deadline is not None and (log_now or not info.distributed)
+                                         and _any(time.perf_counter() > deadline, info))
+                if log_now or stop:
                     now = time.perf_counter()
                     row = window_row(window, step, spe, lr, len(window) * global_batch, now - t_win, now - t0, info)
                     if info.is_main:
@@ -492,8 +509,13 @@ def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True)
                         if tb is not None:
                             for k, v in row.items(): tb.add_scalar(f"train/{k}", v, step)
                         bar.set_postfix(loss=f"{row.get('loss', float('nan')):.3f}", lr=f"{lr:.2e}")
+                    _check_finite({k: row[k] for k in window[0]}, train_cfg,
+                                  f" (mean of steps {step - len(window) + 1}-{step})")
                     window, t_win = [], time.perf_counter()
                 if step % train_cfg.ckpt_every_steps == 0 or stop or step in train_cfg.snapshot_steps:
+                    if window:                                           # steps not logged yet: no checkpoint of NaNs
+                        _check_finite(_window_means(window, info), train_cfg,
+                                      f" (mean of steps {step - len(window) + 1}-{step})")
                     save(step); saved_at = step
                     # a copy that later checkpoints do not overwrite: learning curves evaluate these
                     if step in train_cfg.snapshot_steps and info.is_main:
