@@ -172,10 +172,11 @@ class TestConfig:
     mask_threshold: float = 0.5
 
 # %% ../nbs/08_model.ipynb #55aea722
-def _render_batch(targets, num_classes, feat_hw, stride, device):
-    "Collated targets of a batch, rendered in one pass on `device` (`06_targets.render_batch`)."
+def _render_batch(targets, num_classes, feat_hw, stride, device, center=True):
+    """Collated targets of a batch, rendered in one pass on `device` (`06_targets.render_batch`); `center`: draw the
+    centre heatmap too (only the center-heatmap baseline learns it)."""
     return render_batch([t["boxes"].to(device).float() for t in targets],
-                        [t["labels"].to(device).long() for t in targets], num_classes, feat_hw, stride)
+                        [t["labels"].to(device).long() for t in targets], num_classes, feat_hw, stride, center=center)
 
 def stack_losses(m, gt, cfg: ModelConfig):
     "Unweighted loss terms of one stack. m: that stack's maps; gt: collated targets."
@@ -423,7 +424,8 @@ class CentripetalNet(nn.Module):
         feats, maps = self.forward_maps(images)
         stride = self.stride(images, feats)
         with small_ops(images.device):      # host-side work of many small ops: one thread is faster on a CPU
-            gt = _render_batch(targets, self.cfg.num_classes, tuple(feats[-1].shape[-2:]), stride, images.device)
+            gt = _render_batch(targets, self.cfg.num_classes, tuple(feats[-1].shape[-2:]), stride, images.device,
+                               center=self.cfg.matcher == "center_heatmap")
         total = {}
         for m in maps:
             for k, v in stack_losses(m, gt, self.cfg).items(): total[k] = total.get(k, 0) + v

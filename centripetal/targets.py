@@ -139,9 +139,10 @@ def _draw_heat(heat, centers, radii, labels, feat_hw, min_overlap):
     "How `_render` draws: `draw_gaussians` (the section 'Without reading values' swaps in an equal one for the GPU)."
     return draw_gaussians(heat, centers, radii, labels)
 
-def _render(boxes, labels, img, B, num_classes, feat_hw, stride, min_overlap):
+def _render(boxes, labels, img, B, num_classes, feat_hw, stride, min_overlap, center=True):
     """Targets of N checked objects of B images, `img` (N,) the image of each: heatmaps (B, C, H, W) and per-object
-    tensors (N, ...). The three heatmaps of every image share one buffer, so one `draw_gaussians` call draws them all."""
+    tensors (N, ...). The heatmaps of every image share one buffer, so one `draw_gaussians` call draws them all;
+    without `center` the centre heatmap (only the center-heatmap baseline learns it) is not drawn."""
     H, W = int(feat_hw[0]), int(feat_hw[1])
     boxes = boxes if boxes.is_floating_point() else boxes.float()
     labels = labels.long()
@@ -149,12 +150,13 @@ def _render(boxes, labels, img, B, num_classes, feat_hw, stride, min_overlap):
     cells = {k: _cells(p, (H, W)) for k, p in (("tl", tl), ("br", br), ("ct", ct))}
     wh = br - tl
     radii = gaussian_radius(wh[:, 1], wh[:, 0], min_overlap).floor().long()
-    heat = torch.zeros(3 * B * num_classes, H, W, dtype=boxes.dtype, device=boxes.device)
+    kinds = ("tl", "br", "ct") if center else ("tl", "br")
+    heat = torch.zeros(len(kinds) * B * num_classes, H, W, dtype=boxes.dtype, device=boxes.device)
     plane = img * num_classes + labels                              # (image, class) plane of the tl heatmaps
-    _draw_heat(heat, torch.cat([cells[k] for k in ("tl", "br", "ct")]).long(), radii.repeat(3),
-               torch.cat([plane + i * B * num_classes for i in range(3)]), (H, W), min_overlap)
-    heat = heat.view(3, B, num_classes, H, W)
-    out = {f"{k}_heat": heat[i] for i, k in enumerate(("tl", "br", "ct"))}
+    _draw_heat(heat, torch.cat([cells[k] for k in kinds]).long(), radii.repeat(len(kinds)),
+               torch.cat([plane + i * B * num_classes for i in range(len(kinds))]), (H, W), min_overlap)
+    heat = heat.view(len(kinds), B, num_classes, H, W)
+    out = {f"{k}_heat": heat[i] for i, k in enumerate(kinds)}
     for k, p in (("tl", tl), ("br", br), ("ct", ct)):
         out[f"{k}_ind"] = (cells[k][:, 1] * W + cells[k][:, 0]).long()
         out[f"{k}_off"] = p - cells[k]
@@ -208,10 +210,11 @@ def _check_render_batch(boxes_list, labels_list, num_classes, feat_hw):
         try: _check_render_shapes(b, l, feat_hw)
         except (TypeError, ValueError) as e: raise type(e)(f"image {i} of the batch: {e}") from None
 
-def render_batch(boxes_list, labels_list, num_classes, feat_hw, stride=4.0, min_overlap=0.3):
+def render_batch(boxes_list, labels_list, num_classes, feat_hw, stride=4.0, min_overlap=0.3, center=True):
     """Targets of a batch in one pass: the same dict as `collate_targets([render_targets(b, l, ...) for ...])`, i.e.
     heatmaps (B, C, H, W), per-object tensors (B, M, ...) zero-padded to M = max(1, max N_i) and `obj_mask` (B, M).
-    `boxes_list` / `labels_list`: per image (N_i, 4) cleaned boxes in input pixels and (N_i,) integer labels."""
+    `boxes_list` / `labels_list`: per image (N_i, 4) cleaned boxes in input pixels and (N_i,) integer labels.
+    `center=False`: no `ct_heat` (the models that do not learn a centre heatmap skip drawing it)."""
     check_stride(stride)
     _check_render_batch(boxes_list, labels_list, num_classes, feat_hw)
     boxes, labels = torch.cat(list(boxes_list)), torch.cat([l.long() for l in labels_list])
@@ -226,7 +229,7 @@ def render_batch(boxes_list, labels_list, num_classes, feat_hw, stride=4.0, min_
     img = torch.cat([torch.full((len(b),), i, dtype=torch.long, device=dev) for i, b in enumerate(boxes_list)])
     pos = torch.cat([torch.arange(len(b), device=dev) for b in boxes_list])
     M = max(1, max(len(b) for b in boxes_list))
-    out = _render(boxes, labels, img, B, num_classes, feat_hw, stride, min_overlap)
+    out = _render(boxes, labels, img, B, num_classes, feat_hw, stride, min_overlap, center)
     for k in _OBJ_KEYS:
         v = out[k]
         out[k] = v.new_zeros((B, M) + tuple(v.shape[1:])).index_put_((img, pos), v)
