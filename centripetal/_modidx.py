@@ -771,6 +771,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'centripetal.tables.write_tables_index': ('tables.html#write_tables_index', 'centripetal/tables.py')},
             'centripetal.targets': { 'centripetal.targets._bad_values': ('targets.html#_bad_values', 'centripetal/targets.py'),
                                      'centripetal.targets._cells': ('targets.html#_cells', 'centripetal/targets.py'),
+                                     'centripetal.targets._check_draw_args': ('targets.html#_check_draw_args', 'centripetal/targets.py'),
                                      'centripetal.targets._check_render_batch': ( 'targets.html#_check_render_batch',
                                                                                   'centripetal/targets.py'),
                                      'centripetal.targets._check_render_inputs': ( 'targets.html#_check_render_inputs',

@@ -36,12 +36,8 @@ def gaussian_radius(heights, widths, min_overlap=0.3):
     return torch.minimum(torch.minimum(r1, r2), r3).clamp(min=0)
 
 # %% ../nbs/06_targets.ipynb #6d5b9154
-def draw_gaussians(heat, centers, radii, labels):
-    """Max-merge CornerNet gaussians into `heat` (C, H, W), in place, and return it.
-
-    `centers` (N, 2) integer `(x, y)` cells (windows are cut at the map border), `radii` (N,) integer radii >= 0,
-    `labels` (N,) integer classes in [0, C). Gaussian sigma = (2r + 1) / 6. Vectorised over objects (one
-    scatter_reduce)."""
+def _check_draw_args(heat, centers, radii, labels) -> int:
+    "The shape and dtype checks of the gaussian drawers (no value is read); returns the number of objects N."
     if heat.ndim != 3: raise ValueError(f"heat must be (C, H, W), got {tuple(heat.shape)}")
     for t, n in ((centers, "centers"), (radii, "radii"), (labels, "labels")):
         if t.is_floating_point(): raise TypeError(f"{n} must be an integer tensor (cells, radii, classes); use .long()")
@@ -51,7 +47,15 @@ def draw_gaussians(heat, centers, radii, labels):
             f"expected centers (N, 2), radii (N,), labels (N,); got {tuple(centers.shape)}, {tuple(radii.shape)},"
             f" {tuple(labels.shape)}"
         )
-    if n == 0: return heat
+    return n
+
+def draw_gaussians(heat, centers, radii, labels):
+    """Max-merge CornerNet gaussians into `heat` (C, H, W), in place, and return it.
+
+    `centers` (N, 2) integer `(x, y)` cells (windows are cut at the map border), `radii` (N,) integer radii >= 0,
+    `labels` (N,) integer classes in [0, C). Gaussian sigma = (2r + 1) / 6. Vectorised over objects (one
+    scatter_reduce)."""
+    if _check_draw_args(heat, centers, radii, labels) == 0: return heat
     C, H, W = heat.shape
     if (radii < 0).any(): raise ValueError("radii must be >= 0")
     if (labels < 0).any() or (labels >= C).any(): raise ValueError(f"labels must be in [0, {C}), got {labels.tolist()}")
@@ -258,16 +262,7 @@ def draw_gaussians_static(heat, centers, radii, labels, max_radius: int):
     in `radii`), and its cells outside the object's radius or outside the map are merged as -inf (a no-op of the
     maximum) instead of being dropped by a boolean mask. The same heatmap, bit for bit. Radii above `max_radius` are
     refused where checks run (`00_sync.value_checks`), else their gaussians are cut at `max_radius`."""
-    if heat.ndim != 3: raise ValueError(f"heat must be (C, H, W), got {tuple(heat.shape)}")
-    for t, n in ((centers, "centers"), (radii, "radii"), (labels, "labels")):
-        if t.is_floating_point(): raise TypeError(f"{n} must be an integer tensor (cells, radii, classes); use .long()")
-    n = len(labels)
-    if centers.shape != (n, 2) or radii.shape != (n,):
-        raise ValueError(
-            f"expected centers (N, 2), radii (N,), labels (N,); got {tuple(centers.shape)}, {tuple(radii.shape)},"
-            f" {tuple(labels.shape)}"
-        )
-    if n == 0: return heat
+    if _check_draw_args(heat, centers, radii, labels) == 0: return heat
     C, H, W = heat.shape
     if value_checks(radii, labels):
         if (radii < 0).any() or (radii > max_radius).any():
