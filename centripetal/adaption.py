@@ -77,7 +77,7 @@ def _check_feat_guide(feat, guide, need_guide, who):
 class CrossStarAdaption(nn.Module):
     """Cross-star deformable conv (Section 3.2): offsets = 1×1 conv (2 -> 2k², no bias) of the detached guiding shift.
     `forward(feat (B, C, H, W), guide (B, 2, H, W) in (x, y) feature units) -> (B, C, H, W)`. `relu=False` gives the
-    releases' layer (no ReLU after the deformable conv; see `18_convert`)."""
+    releases' layer (no ReLU after the deformable conv; see `96_convert`)."""
     needs_guide = True
 
     def __init__(self, ch=256, kernel=3, impl="auto", relu=True):

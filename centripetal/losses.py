@@ -58,7 +58,7 @@ def gather_at(maps: torch.Tensor, ind: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"ind must be (B, M) = ({B}, M) flat indices y*W + x, got shape {tuple(ind.shape)}")
     if ind.dtype != torch.long:
         raise TypeError(f"ind must be torch.long (flat indices y*W + x), got {ind.dtype}")
-    # reads values: where that is free, or with CENTRIPETAL_DEBUG (00_sync); else gather's own bound check fires
+    # reads values: where that is free, or with CENTRIPETAL_DEBUG (94_sync); else gather's own bound check fires
     if ind.numel() and value_checks(ind) and (int(ind.min()) < 0 or int(ind.max()) >= H * W):
         raise ValueError(f"ind holds values in [{int(ind.min())}, {int(ind.max())}] but a {H}×{W} map has flat "
                          f"indices 0 … {H * W - 1}; build them as y*W + x with integer feature-map coordinates")

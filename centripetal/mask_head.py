@@ -112,7 +112,7 @@ def mask_targets(gt_masks, gt_index, proposals, size=28, binary=False, sampling_
         if masks.ndim != 3: raise ValueError(f"each gt_masks entry must be (G, H, W), got {tuple(masks.shape)}")
         if idx.shape != (len(props),):
             raise ValueError(f"gt_index entry has shape {tuple(idx.shape)} but there are {len(props)} proposals")
-        if value_checks(idx) and ((idx < 0) | (idx >= len(masks))).any():      # reads values (00_sync)
+        if value_checks(idx) and ((idx < 0) | (idx >= len(masks))).any():      # reads values (94_sync)
             raise ValueError(f"gt_index must lie in [0, {len(masks)}) for an image with {len(masks)} masks, got "
                              f"[{idx.min().item()}, {idx.max().item()}]; drop unmatched proposals (keep=False) first")
         crops.append(masks[idx.to(masks.device)].to(props.device))   # only the matched masks, one per proposal
@@ -146,7 +146,7 @@ def mask_loss(logits, targets, labels):
     if labels.shape != (P,): raise ValueError(f"labels must be ({P},), got {tuple(labels.shape)}")
     if P == 0: return logits.sum() * 0.0
     labels = labels.long()
-    if value_checks(labels) and (labels.min() < 0 or labels.max() >= K):        # reads values (00_sync)
+    if value_checks(labels) and (labels.min() < 0 or labels.max() >= K):        # reads values (94_sync)
         raise ValueError(
             f"labels must lie in [0, {K}) (0-based class index), got [{labels.min().item()}, {labels.max().item()}]"
         )

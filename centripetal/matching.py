@@ -22,7 +22,7 @@ from .sync import reads_free, value_checks
 # %% ../nbs/01_matching.ipynb #ae12e9ca
 def _check_mu(mu):
     "`mu` must lie in (0, 1]: 0 would make the region a point, above 1 larger than the box."
-    if isinstance(mu, torch.Tensor) and not value_checks(mu): return       # reading values would synchronise (00_sync)
+    if isinstance(mu, torch.Tensor) and not value_checks(mu): return       # reading values would synchronise (94_sync)
     bad = (mu <= 0) | (mu > 1) | (mu != mu) if isinstance(mu, torch.Tensor) else not (0 < mu <= 1)
     if bad is True or (isinstance(bad, torch.Tensor) and bool(bad.any())):
         raise ValueError(f"mu must lie in (0, 1] (the central region is mu times the box), got {mu!r}")

@@ -36,7 +36,7 @@ class ModelConfig:
     small_stacks: int = 1
     matcher: str = "centripetal"
     adaption: str = "cross_star"
-    adapt_relu: bool = True         # ReLU after the cross-star deformable conv; the releases have none (18_convert)
+    adapt_relu: bool = True         # ReLU after the cross-star deformable conv; the releases have none (96_convert)
     mask_head: bool = True
     mask_proposals: int = 16        # top-k proposals per image that train the mask head (plus the ground truth)
     mask_rois: int = 0              # at most this many RoIs per batch train the mask head, drawn at random (0: all)

@@ -27,7 +27,7 @@ def gaussian_radius(heights, widths, min_overlap=0.3):
     if h.shape != w.shape:
         raise ValueError(f"heights and widths must have the same shape, got {tuple(h.shape)} and {tuple(w.shape)}")
     bad = lambda: (h < 0).any() or (w < 0).any() or not (torch.isfinite(h).all() and torch.isfinite(w).all())
-    if value_checks(h, w) and bad():           # reads values: where that is free, or with CENTRIPETAL_DEBUG (00_sync)
+    if value_checks(h, w) and bad():           # reads values: where that is free, or with CENTRIPETAL_DEBUG (94_sync)
         raise ValueError("heights and widths must be finite and >= 0 (box sizes in feature units)")
     o, b = min_overlap, h + w
     r1 = (b - torch.sqrt(b ** 2 - 4 * (1 - o) / (1 + o) * w * h)) / 2                  # shifted box
@@ -118,7 +118,7 @@ def _bad_values(boxes, labels, num_classes):
 def _check_render_inputs(boxes, labels, num_classes, feat_hw):
     "The inputs of `render_targets`: boxes (N, 4) of positive size, labels (N,) in [0, num_classes), feat_hw (H, W)."
     _check_render_shapes(boxes, labels, feat_hw)
-    if not value_checks(boxes, labels): return            # reading values would synchronise (00_sync)
+    if not value_checks(boxes, labels): return            # reading values would synchronise (94_sync)
     bad, bad_label = _bad_values(boxes, labels, num_classes)
     if bad.any():
         raise ValueError(f"boxes {bad.nonzero().flatten().tolist()} are degenerate (w <= 0, h <= 0 or non-finite); "
@@ -128,7 +128,7 @@ def _check_render_inputs(boxes, labels, num_classes, feat_hw):
 
 def _encode_cs(boxes, stride, min_dist=1e-2):
     """Eq. 1 for boxes (N, 4) that `render_batch` has checked: `shift.encode_centripetal_shift`'s operations (the same
-    bits) without its check of the box order, which reads values (a synchronisation on a GPU, see `00_sync`)."""
+    bits) without its check of the box order, which reads values (a synchronisation on a GPU, see `94_sync`)."""
     ct = box_centers(boxes)
     d_tl, d_br = (ct - boxes[..., :2]) / stride, (boxes[..., 2:] - ct) / stride
     return d_tl.clamp(min=min_dist).log(), d_br.clamp(min=min_dist).log()
@@ -222,7 +222,7 @@ def render_batch(boxes_list, labels_list, num_classes, feat_hw, stride=4.0, min_
     check_stride(stride)
     _check_render_batch(boxes_list, labels_list, num_classes, feat_hw)
     boxes, labels = torch.cat(list(boxes_list)), torch.cat([l.long() for l in labels_list])
-    if value_checks(boxes, labels):                      # a check that reads values (00_sync)
+    if value_checks(boxes, labels):                      # a check that reads values (94_sync)
         bad, bad_label = _bad_values(boxes, labels, num_classes)
         if bad.any() or bad_label.any():                 # find the image and say which boxes, as render_targets does
             for i, (b, l) in enumerate(zip(boxes_list, labels_list)):
@@ -261,7 +261,7 @@ def draw_gaussians_static(heat, centers, radii, labels, max_radius: int):
     """`draw_gaussians` without reading a value on the host: every window has the radius `max_radius` (>= every radius
     in `radii`), and its cells outside the object's radius or outside the map are merged as -inf (a no-op of the
     maximum) instead of being dropped by a boolean mask. The same heatmap, bit for bit. Radii above `max_radius` are
-    refused where checks run (`00_sync.value_checks`), else their gaussians are cut at `max_radius`."""
+    refused where checks run (`94_sync.value_checks`), else their gaussians are cut at `max_radius`."""
     if _check_draw_args(heat, centers, radii, labels) == 0: return heat
     C, H, W = heat.shape
     if value_checks(radii, labels):

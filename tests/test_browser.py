@@ -1,7 +1,7 @@
 """The project in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright from PyPI).
 
 1. `test_explorer_in_jupyterlab`: starts JupyterLab (127.0.0.1, a token, settings and workspaces in a temporary
-   folder) on a temporary copy of nbs/14_explore.ipynb, runs all cells through JupyterLab's own command, asserts no
+   folder) on a temporary copy of nbs/17_explore.ipynb, runs all cells through JupyterLab's own command, asserts no
    cell failed, that the explorer widget (a slider whose description contains "μ", a label "N ... kept, M ...
    rejected") and its picture render, then sets the μ sliders by typing into their readouts (paper μ, a low μ) and
    moves them with the keyboard (End: the highest μ), and asserts that the kept/rejected counts change with μ.
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 SITE = ROOT / "_site"
 SHOTS = ROOT / "results" / "explorer"
-EXPLORER = ROOT / "nbs" / "14_explore.ipynb"
+EXPLORER = ROOT / "nbs" / "17_explore.ipynb"
 PAPER_MU = {"large": 1 / 2.1, "small": 1 / 2.4}
 LOW_MU = 0.1
 WAIT_MS = 60_000
@@ -284,7 +284,7 @@ def _write_readme(counts, values, paths, mu, run_s):
     (SHOTS / "README.md").write_text(f"""# The μ explorer in JupyterLab
 
 Screenshots taken by `tests/test_browser.py::test_explorer_in_jupyterlab` (headless Chromium driving JupyterLab on
-`nbs/14_explore.ipynb`, after Run All): the explorer widget at the paper's μ, at a low μ ({LOW_MU} typed into the
+`nbs/17_explore.ipynb`, after Run All): the explorer widget at the paper's μ, at a low μ ({LOW_MU} typed into the
 sliders' readouts, or their minimum) and at the sliders' maximum (the End key on each slider). Kept and rejected
 counts are read from the widget's label. Made by `bash scripts/test.sh tests/test_browser.py`; the notebook ran in
 {run_s:.0f} s in JupyterLab.
@@ -384,10 +384,10 @@ def test_site(site, server, browser):
         if entry["page"] == "00_shift.html":  # equations: typeset by the local MathJax, not left as TeX
             page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 0",
                                    timeout=WAIT_MS)
-        if entry["page"] == "14_explore.html":
+        if entry["page"] == "17_explore.html":
             n = page.evaluate("""() => Array.from(document.querySelectorAll('.static-widget img'))
                                  .filter(i => i.naturalWidth > 0).length""")
-            if n < 1: problems.append("14_explore.html: the explorer's static picture is missing")
+            if n < 1: problems.append("17_explore.html: the explorer's static picture is missing")
         page.close()
     local = sorted(l.split("#")[0] for l in links if l.startswith(server))
     for l in dict.fromkeys(local):
@@ -396,6 +396,6 @@ def test_site(site, server, browser):
         except Exception as e:  # noqa: BLE001 - any failure is a broken link
             problems.append(f"broken link {l.removeprefix(server)}: {e}")
     ctx.close()
-    assert pages["14_explore.html"]["widgets"] >= 1, "14_explore.html: no widget output in the executed explorer"
+    assert pages["17_explore.html"]["widgets"] >= 1, "17_explore.html: no widget output in the executed explorer"
     assert sum(p["images"] for p in nb_pages) > 0, "no notebook page has a figure"
     assert not problems, f"{len(problems)} problem(s) on the site:\n" + "\n".join(problems)

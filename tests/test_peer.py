@@ -49,7 +49,7 @@ def pair():
 
 
 def test_key_list_fixture_is_mmdet33():
-    "The committed key list (used by nbs/18_convert without mmdetection) is mmdetection's Hourglass-104 state dict."
+    "The committed key list (used by nbs/96_convert without mmdetection) is mmdetection's Hourglass-104 state dict."
     MODELS, _, _ = P.import_mmdet()
     with torch.device("meta"): ref = MODELS.build(P.mmdet_config(P.HG104))
     assert P.key_list(ref) == P.KEYS_FILE.read_text(), f"{P.KEYS_FILE} is stale: regenerate it with " \

@@ -212,7 +212,7 @@ def _describe(i, cell, lines):
 def poll_in_steps(channel, step: float = 1.0):
     """Make `channel.get_msg(timeout)` wait in short polls of `step` seconds instead of one long one. A long asyncio wait
     on a ZMQ socket can miss a message that has already arrived (its file descriptor signals edges, not levels), so the
-    client sat idle beside an idle kernel until the cell timeout (seen once per few runs of 14_explore's widgets; nbclient
+    client sat idle beside an idle kernel until the cell timeout (seen once per few runs of 17_explore's widgets; nbclient
     issue 312). Each new poll looks at the socket again, so a waiting message is read within `step` seconds."""
     from queue import Empty
     from jupyter_core.utils import ensure_async
