@@ -47,9 +47,9 @@ def loop_corner_pool_tl(a, b):
 
 
 def cummax_corner_pool_tl(a, b):
-    """The package's version: torch.cummax on flipped views when a gradient is wanted; without one (inference,
-    forward-only timing) its row loop on one thread."""
-    return corner_pool(a, b, 'tl')
+    """The package's version as the model runs it (`impl='auto'`): torch.cummax on flipped views when a gradient is
+    wanted; without one (inference, forward-only timing) its row loop."""
+    return corner_pool(a, b, 'tl', impl='auto')
 
 
 def cummax_flips_tl(a, b):

@@ -47,10 +47,11 @@ def main(argv=None):
     times = defaultdict(float)
     # the stages, by the module attribute each is looked up through at call time
     for mod, attr, name in [(M.CentripetalNet, "forward_maps", "network forward"), (M, "decode_pairs", "decode"),
-                            (M, "soft_nms", "soft-NMS"), (H.MaskHead, "forward", "mask head"),
+                            (M, "soft_nms_detections", "soft-NMS"), (H.MaskHead, "forward", "mask head"),
                             (M, "paste_masks", "mask pasting"), (E, "masks_to_original", "masks to original px"),
                             (E, "encode_masks", "RLE encoding")]:
         if hasattr(mod, attr): setattr(mod, attr, _timed(times, name, getattr(mod, attr)))
+        else: print(f"note: {getattr(mod, '__name__', mod)}.{attr} is gone: stage '{name}' is not timed")
     kw = {} if args.batch_size is None else dict(batch_size=args.batch_size)
     if args.coco != "auto": kw["coco_backend"] = args.coco
     load0 = os.getloadavg()[0]

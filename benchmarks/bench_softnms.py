@@ -2,8 +2,8 @@
 IoUs: the precomputed N×N matrix and one IoU row per pick; the default picks by size) versus the textbook sequential loop.
 
 Inputs are random boxes in a 511×511 image (sizes 8–200 px, so crowded), random scores, 80 classes or 1 class, N boxes per image
-(the decoder hands soft-NMS up to 1,000 pairs per image; 2,000 is a flip-test merge). The textbook reference (Python loops per image,
-per class, per pick, per box) is quadratic per class in Python, so it runs at the full N only when the classes are small
+(the decoder hands soft-NMS up to 1,000 pairs per image; 2,000 is a flip-test merge). The textbook reference (`postprocess.soft_nms_reference`: Python loops per
+image, per class, per pick, per box) is quadratic per class in Python, so it runs at the full N only when the classes are small
 (N <= 50 per class, e.g. 2,000 boxes of 80 classes), else at --n-naive; it is checked to agree with the fast version. hard NMS from torchvision (`batched_nms`) is listed for scale.
 
     python benchmarks/bench_softnms.py
@@ -11,13 +11,12 @@ per class, per pick, per box) is quadratic per class in Python, so it runs at th
 
 Prints a table of median milliseconds; never asserts.
 """
-import argparse, math, os, platform, statistics, time
+import argparse, os, platform, statistics, time
 
-import numpy as np
 import torch
 import torchvision
 
-from centripetal.postprocess import soft_nms
+from centripetal.postprocess import soft_nms, soft_nms_reference
 
 
 def random_dets(B, N, n_classes, seed=0, size=511.0):
@@ -28,30 +27,10 @@ def random_dets(B, N, n_classes, seed=0, size=511.0):
     return torch.cat([xy, xy + wh], -1), torch.rand(B, N, generator=g), torch.randint(0, n_classes, (B, N), generator=g)
 
 
-def _iou(a, b):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0])); ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def soft_nms_naive(boxes, scores, labels, sigma=0.5, min_score=1e-3, max_dets=100):
-    "Textbook gaussian soft-NMS, one image, one class, one pick and one box at a time. numpy inputs -> list of [(score, index)]."
-    result = []
-    for bxs, scs, lbs in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
-        dets = []
-        for c in set(lbs):
-            live = {i: s for i, (s, l) in enumerate(zip(scs, lbs)) if l == c and s > 0 and s >= min_score}
-            while live:
-                m = max(live, key=live.get)
-                dets.append((live.pop(m), m))
-                for i in list(live):
-                    o = _iou(bxs[m], bxs[i])
-                    live[i] *= math.exp(-o * o / sigma)
-                    if live[i] < min_score: del live[i]
-        dets.sort(key=lambda d: -d[0])
-        result.append(dets[:max_dets])
-    return result
+def soft_nms_naive(boxes, scores, labels, max_dets=100):
+    """The textbook loop, image by image: `postprocess.soft_nms_reference` (Python, one class, one pick and one box at a
+    time; gaussian, sigma 0.5, min score 1e-3). (B, N, ...) tensors -> list per image of [(score, index)]."""
+    return [soft_nms_reference(b, s, l, max_dets=max_dets) for b, s, l in zip(boxes, scores, labels)]
 
 
 def median_ms(fn, repeats):
@@ -95,12 +74,12 @@ def main(argv=None):
         n_naive = args.n if args.n <= 50 * C else args.n_naive
         bn, sn, ln = random_dets(args.batch, n_naive, C, seed=1)
         out = soft_nms(bn, sn, ln, max_dets=args.max_dets)
-        ref = soft_nms_naive(bn.numpy(), sn.numpy(), ln.numpy(), max_dets=args.max_dets)
+        ref = soft_nms_naive(bn, sn, ln, max_dets=args.max_dets)
         agree = all(out['index'][i, :len(r)].tolist() == [j for _, j in r] for i, r in enumerate(ref))
         if n_naive != args.n:
             rows.append(('soft_nms, default', C, n_naive, median_ms(lambda: soft_nms(bn, sn, ln, max_dets=args.max_dets), args.repeats)))
         rows.append((f'textbook loop (Python, per class){"" if agree else " (DISAGREES!)"}', C, n_naive,
-                     median_ms(lambda: soft_nms_naive(bn.numpy(), sn.numpy(), ln.numpy(), max_dets=args.max_dets),
+                     median_ms(lambda: soft_nms_naive(bn, sn, ln, max_dets=args.max_dets),
                                max(1, min(args.repeats, 3)))))
 
     print(f"# class-wise gaussian soft-NMS (sigma 0.5, min score 1e-3, keep {args.max_dets}), {args.batch} image(s) per call, on {dev}")

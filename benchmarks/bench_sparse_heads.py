@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 
 def patch_rows(p, ys, xs, k=3):
-    "The k×k patches of `p` (B, C, H, W) centred on cells `ys`, `xs` (B, P), zero outside the map -> (B, P, k·k·C)."
+    "The k×k patches of `p` (B, C, H, W) centered on cells `ys`, `xs` (B, P), zero outside the map -> (B, P, k·k·C)."
     B, C, H, W = p.shape
     d = torch.arange(k, device=p.device) - k // 2
     ny, nx = ys[..., None] + d.repeat_interleave(k), xs[..., None] + d.repeat(k)         # (B, P, k²), taps row-major
@@ -89,14 +89,15 @@ def sparse_loss(model, images, targets):
     guiding-shift and centripetal-shift heads and the adaption computed at the ground-truth corner cells only (and, for
     the mask proposals, without gradient at the decoded corners)."""
     import centripetal.model as M
-    from centripetal.losses import focal_loss
-    from centripetal.matching import topk_corners
+    from centripetal.losses import focal_loss, total_loss
+    from centripetal.matching import topk_corners, peak_topk_auto
+    from centripetal.mask_head import _mask_proposals, _select_rois, _mask_loss
     cfg = model.cfg
     feats = model.backbone(images)
     stride = model.stride(images, feats)
     H, W = feats[-1].shape[-2:]
-    with M.small_ops(images.device):
-        gt = M._render_batch(targets, cfg.num_classes, (H, W), stride, images.device)
+    gt = M._render_batch(targets, cfg.num_classes, (H, W), stride, images.device,
+                         center=cfg.matcher == "center_heatmap")
     mask = gt["obj_mask"]
     total, maps = {}, []
     dcfg = M.DecodeConfig(matcher=cfg.matcher, k=max(cfg.mask_proposals, 8), num_pairs=cfg.mask_proposals)
@@ -114,7 +115,8 @@ def sparse_loss(model, images, targets):
             L["cs"] = L["cs"] + smooth_l1_rows(cs, gt[f"{kind}_cs"], mask)
             if i == len(feats) - 1 and model.mask is not None:   # what the decoder reads, at the decoded corners only
                 with torch.no_grad():
-                    _, _, ty, tx = topk_corners(heat, min(dcfg.k, heat[0].numel()), dcfg.kernel, logits=True)
+                    _, _, ty, tx = topk_corners(heat, min(dcfg.k, heat[0].numel()), dcfg.kernel, logits=True,
+                                                search=peak_topk_auto)      # the cells the proposals' decoder reads
                     m[f"{kind}_heat"] = heat
                     m[f"{kind}_off"] = scatter_map(head_at(br.off, p, ty, tx), ty, tx, (H, W))
                     m[f"{kind}_cs"] = scatter_map(br.cs_at(p, guide_map(br, p, ty, tx), ty, tx), ty, tx, (H, W))
@@ -122,10 +124,10 @@ def sparse_loss(model, images, targets):
         for k, v in L.items(): total[k] = total.get(k, 0) + v
         maps.append(m)
     if model.mask is not None:
-        cand = M._mask_proposals(model, maps, targets, stride)
-        total["mask"] = M._mask_loss(model, feats, targets, *M._select_rois(*cand, int(cand[-1].sum()),
-                                                                           cfg.mask_rois, None), stride)
-    total["loss"] = sum(getattr(cfg, M.WEIGHT_FIELDS[k]) * v for k, v in total.items())
+        cand = _mask_proposals(maps, targets, stride, cfg.matcher, cfg.mask_proposals)
+        rois, obj = _select_rois(*cand, int(cand[-1].sum()), cfg.mask_rois, None)
+        total["mask"] = _mask_loss(model.mask, feats[-1], targets, rois, obj, stride)
+    total["loss"] = total_loss(total, cfg.loss_weights)
     return total
 
 

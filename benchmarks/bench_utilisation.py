@@ -352,18 +352,21 @@ class Wrapped:
 
 
 def install_ranges(w: Wrapped, setup: dict):
-    "Wrap the model's sub-calls from outside: the names `CentripetalNet.loss` looks up in centripetal.model."
+    """Wrap the model's sub-calls from outside: the names `CentripetalNet.loss` looks up in centripetal.model, and those
+    the mask head's training helpers look up in centripetal.mask_head."""
     import torch
     import centripetal.model as M
+    import centripetal.mask_head as MH
     model, opt = setup["model"], setup["optimizer"]
     w.wrap(model, "forward_maps", "forward: backbone + heads", "CentripetalNet.forward_maps")
     if getattr(model, "mask", None) is not None:
         w.wrap(model.mask, "forward", "forward: mask head", "MaskHead.forward")
     w.wrap(M, "_render_batch", "target rendering", "centripetal.model._render_batch")
-    for fn in ("stack_losses", "mask_loss"):
-        w.wrap(M, fn, "loss terms", f"centripetal.model.{fn}")
-    for fn in ("decode_pairs", "match_proposals", "sample_rois", "mask_targets"):
+    w.wrap(M, "stack_losses", "loss terms", "centripetal.model.stack_losses")
+    w.wrap(MH, "mask_loss", "loss terms", "centripetal.mask_head.mask_loss")     # looked up by mask_head._mask_loss
+    for fn in ("_mask_proposals", "_select_rois"):                                 # the loss calls these in model
         w.wrap(M, fn, PROPOSALS, f"centripetal.model.{fn}")
+    w.wrap(MH, "_mask_targets_flat", PROPOSALS, "centripetal.mask_head._mask_targets_flat")
     w.wrap(torch.Tensor, "backward", "backward", "torch.Tensor.backward")
     w.wrap(opt, "zero_grad", OPTIMIZER)
     w.wrap(opt, "step", OPTIMIZER)

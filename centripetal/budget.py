@@ -19,6 +19,7 @@ from .config import (variant_configs, update_config, reproduce_settings, load_pr
                                 setup_logging)
 from .checkpoint import load_checkpoint
 from .machine import machine_settings
+from .tables import pipe_table
 
 log = logging.getLogger("centripetal.budget")
 
@@ -218,21 +219,21 @@ def pilot_markdown(df, curve, choice: dict, profile) -> str:
     L = [f"# Budget pilot of profile `{load_profile(find_profile(profile))[3]['name']}`", "",
          f"Runs: {'; '.join(f'{v} seeds ' + ' '.join(map(str, s)) for v, s in seeds.items())}; torch threads per run: {', '.join(th)}; every "
          "budget S is a constant-lr trunk to 0.85·S plus a branch of 0.15·S steps at lr ÷10 (29_budget). Box AP in % "
-         f"on the validation images. Written by `centripetal budget --report` from {len(df)} evaluated budgets.", "",
-         "| budget (steps) | epochs | " + " | ".join(f"{v} seed {s}" for v in seeds for s in seeds[v]) +
-         " | full mean | ae1d mean | full − ae1d |", "|" + "---:|" * (5 + sum(map(len, seeds.values())))]
+         f"on the validation images. Written by `centripetal budget --report` from {len(df)} evaluated budgets.", ""]
+    head = ["budget (steps)", "epochs", *(f"{v} seed {s}" for v in seeds for s in seeds[v]), "full mean", "ae1d mean",
+            "full − ae1d"]
     cell = {(r.variant, r.seed, r.budget): r.ap for r in df.itertuples()}
     ep = df.groupby("budget").epochs.first()
-    for r in curve.itertuples():
-        per = " | ".join("–" if (v, s, r.budget) not in cell else f"{cell[v, s, r.budget]:.1f}"
-                         for v in seeds for s in seeds[v])
-        f = lambda x, sign="": "–" if math.isnan(x) else f"{x:{sign}.1f}"
-        L.append(f"| {r.budget} | {ep[r.budget]:.2f} | {per} | {f(r.mean_a)} | {f(r.mean_b)} | {f(r.diff, '+')} |")
+    f = lambda x, sign="": "–" if math.isnan(x) else f"{x:{sign}.1f}"
+    rows = [[r.budget, f"{ep[r.budget]:.2f}", *("–" if (v, s, r.budget) not in cell else f"{cell[v, s, r.budget]:.1f}"
+                                               for v in seeds for s in seeds[v]), f(r.mean_a), f(r.mean_b),
+             f(r.diff, "+")] for r in curve.itertuples()]
+    L.append(pipe_table(head, rows, "r" * len(head)))
     L += ["", f"**The rule** (fixed before the runs): S is the smallest budget at which {choice['ratio']:g}·S adds less "
           f"than {choice['gain']:g} AP to the full model and moves full − ae1d by less than {choice['move']:g} AP.", "",
-          "| S | 1.5·S | full gains | Δ moves | converged |", "|---:|---:|---:|---:|---|"]
-    L += [f"| {r['S']} | {r['S2']} | {r['gain']:+.1f} | {r['move']:.1f} | {'yes' if r['converged'] else 'no'} |"
-          for r in choice["rows"]]
+          pipe_table(["S", "1.5·S", "full gains", "Δ moves", "converged"],
+                     [[r["S"], r["S2"], f"{r['gain']:+.1f}", f"{r['move']:.1f}", "yes" if r["converged"] else "no"]
+                      for r in choice["rows"]], "rrrrl")]
     S = choice["S"]
     L += ["", f"**Chosen: S = {S} steps.**" if S else "**No candidate has converged yet**: the pilot needs larger "
           "budgets (extend it with `centripetal budget --budgets ...`; the trunks continue where they stopped).", ""]
@@ -240,12 +241,11 @@ def pilot_markdown(df, curve, choice: dict, profile) -> str:
         at = pilot_noise(df, [S]); up = pilot_noise(df, [b for b in curve.budget if b >= S])
         L += [f"**Noise at S.** Residual sd of AP ~ variant + seed at S: {at['sd']:.2f} AP ({at['df']} df); pooled "
               f"over the budgets from S up: {up['sd']:.2f} AP ({up['df']} df). With that sd, a claim's MDE (80 % power, "
-              "Holm-Bonferroni level 0.05/9, ten variants):", "",
-              "| seeds n | df | MDE (AP) |", "|---:|---:|---:|"]
+              "Holm-Bonferroni level 0.05/9, ten variants):", ""]
         sd = max(x for x in (at["sd"], up["sd"]) if not math.isnan(x)) if not (
             math.isnan(at["sd"]) and math.isnan(up["sd"])) else math.nan
-        L += [f"| {r['n']} | {r['df']} | {r['mde']:.2f} |" for r in seeds_plan(sd)] + [
-            "", f"(The larger of the two sds, {sd:.2f} AP, is used.)"]
+        L += [pipe_table(["seeds n", "df", "MDE (AP)"], [[r["n"], r["df"], f"{r['mde']:.2f}"] for r in seeds_plan(sd)],
+                         "rrr"), "", f"(The larger of the two sds, {sd:.2f} AP, is used.)"]
     return "\n".join(L) + "\n"
 
 # %% ../nbs/29_budget.ipynb #df0eb161
@@ -281,8 +281,7 @@ def write_budget_claims(runs_dir, tables_dir, budgets, final_df=None, note: str 
     head = ["claim", *[f"{k} steps" if k != "final" else "final budget" for k in cols]]
     md = ["**Claims by budget.** Our Δ (verdict, seeds) of each claim at every budget of the same runs (trunk + "
           "branch, 29_budget): how a verdict would move with the training budget. " + note, "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(str(r[k]) for k in r) + " |" for r in rows]
+          pipe_table(head, [r.values() for r in rows])]
     (Path(tables_dir) / "claims_by_budget.md").write_bytes(("\n".join(md) + "\n").encode("utf-8"))
     out["claims_by_budget"] = Path(tables_dir) / "claims_by_budget.md"
     return out

@@ -17,7 +17,7 @@ import torch.nn as nn
 from .model import ModelConfig, CentripetalNet
 from .config import config_from_dict, config_to_dict, config_diff, resolve_device
 
-# %% ../nbs/92_checkpoint.ipynb #7aacf6bd
+# %% ../nbs/92_checkpoint.ipynb #43a0e7ee
 CKPT_FORMAT = "centripetal-checkpoint-v1"
 _FIX = "pass a file written by 'centripetal train' (OUT_DIR/last.pt)"
 
@@ -35,6 +35,7 @@ def save_checkpoint(path, state: dict) -> Path:
         if tmp.exists(): tmp.unlink()
     return path
 
+# %% ../nbs/92_checkpoint.ipynb #5abd09d1
 def _blocked_global(e: Exception) -> str:
     "The 'unsupported GLOBAL ...' sentence of a weights_only refusal, or ''."
     return next((l.strip().rstrip(".") for l in str(e).splitlines() if "GLOBAL" in l), "")
@@ -61,6 +62,7 @@ def unreadable_reason(path, e: Exception) -> str:
         return f"torch.load(weights_only=True) failed: {type(e).__name__}: {' '.join(str(e).split())}"
     return "it is not a PyTorch zip archive (not written by torch.save, or written by a very old PyTorch)"
 
+# %% ../nbs/92_checkpoint.ipynb #06e6b355
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a checkpoint written by `save_checkpoint` with torch.load(weights_only=True); one-sentence errors naming the
     file."""
@@ -80,7 +82,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
                          f"(another project's file, or a bare state_dict); {_FIX}")
     return ckpt
 
-# %% ../nbs/92_checkpoint.ipynb #120c7849
+# %% ../nbs/92_checkpoint.ipynb #e3963c53
 def _model_cfg_dict(ckpt: dict, path) -> dict:
     if not isinstance(ckpt.get("model_cfg"), dict):
         raise ValueError(
@@ -103,6 +105,7 @@ def check_model_config(ckpt: dict, model_cfg, path="checkpoint"):
             "with (load_checkpoint(path)['model_cfg'] has them), or start a fresh run in a new output folder."
         )
 
+# %% ../nbs/92_checkpoint.ipynb #363f9ae2
 def _examples(items: list, n: int = 3) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
@@ -132,6 +135,7 @@ def load_weights(model: nn.Module, state, path="checkpoint") -> nn.Module:
     model.load_state_dict(state)
     return model
 
+# %% ../nbs/92_checkpoint.ipynb #0655688c
 def load_model(path, device="cpu"):
     """The network of checkpoint `path` with its weights, in eval mode on `device` ('auto', 'cpu', 'cuda:N'): (model,
     ckpt)."""

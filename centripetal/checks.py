@@ -225,7 +225,7 @@ def check_coco_structure(d, path):
         if twice:
             raise ValueError(f"{path}: {k} ids {twice[:5]} occur more than once; give each entry of '{k}' its own id")
 
-# %% ../nbs/90_checks.ipynb #27f3e0fe
+# %% ../nbs/90_checks.ipynb #48a6f7cc
 _ANN_KEYSET = frozenset(ANN_KEYS)
 
 def _ann_problem(a, image_ids, cat_ids):
@@ -256,6 +256,7 @@ def _segmentation_problem(seg):
             return "segmentation has a polygon with a coordinate that is not a finite number"
     return None
 
+# %% ../nbs/90_checks.ipynb #e599e812
 def _four_numbers(b):
     "Is `b` a list of four finite numbers?"
     return (isinstance(b, (list, tuple)) and len(b) == 4
@@ -272,9 +273,7 @@ def _bbox_array(anns):
     b = torch.tensor([a['bbox'] if k else [0.0] * 4 for a, k in zip(anns, ok)], dtype=torch.float64)
     return b.reshape(len(anns), 4), torch.tensor(ok, dtype=torch.bool)
 
-def _fmt(v): return f"{v:g}" if isinstance(v, float) else str(v)
-def _box(b): return "[" + ", ".join(_fmt(round(float(v), 2)) for v in b) + "]"
-
+# %% ../nbs/90_checks.ipynb #d3b57e13
 def _geometry(boxes, limits, min_size):
     """Clip COCO boxes `boxes` (N, 4) [x, y, w, h] to `limits` (N, 2) = (W, H) (inf: no limit). Returns the clipped
     boxes (N, 4) [x, y, w, h] and four (N,) bool masks: size <= 0 as given; nothing left inside the image; less than
@@ -289,6 +288,59 @@ def _geometry(boxes, limits, min_size):
     changed = ~(nonpos | outside | thin) & ((lo != x1y1).any(1) | (hi != x1y1 + wh).any(1))
     return torch.cat([lo, cwh], 1), nonpos, outside, thin, changed
 
+# %% ../nbs/90_checks.ipynb #10b33d94
+def _fmt(v): return f"{v:g}" if isinstance(v, float) else str(v)
+def _box(b): return "[" + ", ".join(_fmt(round(float(v), 2)) for v in b) + "]"
+
+def _box_verdict(bbox, clipped, wh, min_size, faults):
+    """(what is wrong, what is done) for a flagged box `bbox` [x, y, w, h] of an image of size `wh` = (W, H) (inf: not
+    given); `faults` = (four finite numbers?, size <= 0, nothing inside, too thin) as `_geometry` found them. A box
+    with none of the faults is kept, clipped to `clipped`."""
+    ok, nonpos, outside, thin = faults
+    W, H = wh
+    size = f"the {_fmt(W)}x{_fmt(H)} image" if math.isfinite(W) and math.isfinite(H) else "its image"
+    if not ok: return f"bbox {bbox!r} is not four finite numbers [x, y, w, h]", "dropped"
+    if nonpos: return f"bbox {_box(bbox)} has width or height <= 0", "dropped"
+    if outside: return f"bbox {_box(bbox)} has nothing inside {size}", "dropped"
+    if thin: return f"bbox {_box(bbox)} is less than {_fmt(min_size)} px wide or high inside {size}", "dropped"
+    return f"bbox {_box(bbox)} reaches outside {size}", f"clipped to {_box(clipped)}"
+
+# %% ../nbs/90_checks.ipynb #0685c4bb
+def _judge_boxes(cand, pos, images, image_list, path, min_size):
+    """The box checks of the annotations `cand` (at positions `pos` of the file) that passed `_ann_problem`, all at
+    once. `images`: image id -> position in `image_list`. Returns (found, kept, notes): the (position, problem) of every
+    box dropped or clipped; the annotations kept, cleaned (boxes clipped, `area` and `iscrowd` filled, in copies where
+    they change); the notes that count the fills."""
+    inf = float('inf')
+    boxes, ok = _bbox_array(cand)
+    img_wh = torch.tensor([[im.get('width', inf), im.get('height', inf)] for im in image_list], dtype=torch.float64)
+    limits = img_wh[torch.tensor([images[a['image_id']] for a in cand])]
+    clipped, *masks = _geometry(boxes, limits, min_size)
+    flagged = (~ok | masks[0] | masks[1] | masks[2] | masks[3]).nonzero().flatten().tolist()
+    keep = (ok & ~(masks[0] | masks[1] | masks[2])).tolist()
+    # python lists from here on: indexing a tensor element by element is slow for COCO's 860k annotations
+    ok, nonpos, outside, thin, changed = (m.tolist() for m in (ok, *masks))
+    clipped = dict(zip(flagged, clipped[flagged].tolist()))            # only the flagged rows leave the tensor
+    limits = dict(zip(flagged, limits[flagged].tolist()))
+    found = []
+    for k in flagged:
+        a = cand[k]
+        what, act = _box_verdict(a['bbox'], clipped[k], limits[k], min_size, (ok[k], nonpos[k], outside[k], thin[k]))
+        found.append((pos[k], AnnotationProblem(path, a['image_id'], a['id'], what, act)))
+    kept, no_area, no_crowd = [], 0, 0
+    for k in (k for k, keep_k in enumerate(keep) if keep_k):
+        a = cand[k]
+        if changed[k] or 'area' not in a or 'iscrowd' not in a:     # copy only what changes: the input stays as is
+            a = dict(a)
+            if changed[k]: a['bbox'] = [round(v, 3) for v in clipped[k]]
+            if 'area' not in a: no_area += 1; a['area'] = float(a['bbox'][2] * a['bbox'][3])
+            if 'iscrowd' not in a: no_crowd += 1; a['iscrowd'] = 0
+        kept.append(a)
+    notes = ([f"{no_area} annotation(s) without 'area': set to the box's w*h"] if no_area else []) + \
+            ([f"{no_crowd} annotation(s) without 'iscrowd': set to 0"] if no_crowd else [])
+    return found, kept, notes
+
+# %% ../nbs/90_checks.ipynb #4d0f21a2
 def validate_coco(ann_dict, ann_path, image_dir=None, min_size=0.0):
     """Check a COCO annotation dict read from `ann_path`: errors for structural faults, a `CocoReport` for the rest,
     whose `dataset` is a cleaned copy (bad annotations dropped, boxes clipped to their image, `iscrowd`/`area` filled).
@@ -307,44 +359,14 @@ def validate_coco(ann_dict, ann_path, image_dir=None, min_size=0.0):
         ids = (a.get('image_id'), a.get('id', f"#{i} (no 'id')")) if isinstance(a, dict) else (None, f"#{i}")
         found.append((i, AnnotationProblem(path, *ids, why, "dropped")))
     if cand:
-        inf = float('inf')
-        boxes, ok = _bbox_array(cand)
-        img_wh = torch.tensor([[im.get('width', inf), im.get('height', inf)] for im in ann_dict['images']],
-                              dtype=torch.float64)
-        limits = img_wh[torch.tensor([images[a['image_id']] for a in cand])]
-        clipped, *masks = _geometry(boxes, limits, min_size)
-        flagged = (~ok | masks[0] | masks[1] | masks[2] | masks[3]).nonzero().flatten().tolist()
-        keep = (ok & ~(masks[0] | masks[1] | masks[2])).tolist()
-        # python lists from here on: indexing a tensor element by element is slow for COCO's 860k annotations
-        ok, nonpos, outside, thin, changed = (m.tolist() for m in (ok, *masks))
-        clipped = dict(zip(flagged, clipped[flagged].tolist()))            # only the flagged rows leave the tensor
-        limits = dict(zip(flagged, limits[flagged].tolist()))
-        for k in flagged:
-            a, (W, H) = cand[k], limits[k]
-            size = f"the {_fmt(W)}x{_fmt(H)} image" if math.isfinite(W) and math.isfinite(H) else "its image"
-            if not ok[k]: what, act = f"bbox {a['bbox']!r} is not four finite numbers [x, y, w, h]", "dropped"
-            elif nonpos[k]: what, act = f"bbox {_box(a['bbox'])} has width or height <= 0", "dropped"
-            elif outside[k]: what, act = f"bbox {_box(a['bbox'])} has nothing inside {size}", "dropped"
-            elif thin[k]:
-                what = f"bbox {_box(a['bbox'])} is less than {_fmt(min_size)} px wide or high inside {size}"
-                act = "dropped"
-            else: what, act = f"bbox {_box(a['bbox'])} reaches outside {size}", f"clipped to {_box(clipped[k])}"
-            found.append((pos[k], AnnotationProblem(path, a['image_id'], a['id'], what, act)))
-        no_area = no_crowd = 0
-        for k in (k for k, keep_k in enumerate(keep) if keep_k):
-            a = cand[k]
-            if changed[k] or 'area' not in a or 'iscrowd' not in a:     # copy only what changes: the input stays as is
-                a = dict(a)
-                if changed[k]: a['bbox'] = [round(v, 3) for v in clipped[k]]
-                if 'area' not in a: no_area += 1; a['area'] = float(a['bbox'][2] * a['bbox'][3])
-                if 'iscrowd' not in a: no_crowd += 1; a['iscrowd'] = 0
-            rep.dataset['annotations'].append(a)
-        if no_area: rep.notes.append(f"{no_area} annotation(s) without 'area': set to the box's w*h")
-        if no_crowd: rep.notes.append(f"{no_crowd} annotation(s) without 'iscrowd': set to 0")
+        more, kept, rep.notes = _judge_boxes(cand, pos, images, ann_dict['images'], path, min_size)
+        found += more
+        rep.dataset['annotations'] = kept
     rep.problems = [p for _, p in sorted(found, key=lambda t: t[0])]
     if image_dir is not None: check_image_files(ann_dict['images'], image_dir, path)
     return rep
 
+# %% ../nbs/90_checks.ipynb #f27687b5
 def check_image_files(images, image_dir, ann_path, show=5):
     """FileNotFoundError naming `ann_path`, the first `show` missing files, their count and the fix, unless every
     image file of `images` exists in `image_dir` (one stat per file)."""

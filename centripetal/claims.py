@@ -17,7 +17,7 @@ import pandas as pd
 
 from .config import FULL
 from .evaluate import DECODE_RULES
-from .tables import PAPER_TABLES, load_seed_metrics  # noqa: F401 (one loader)
+from .tables import PAPER_TABLES, load_seed_metrics, pipe_table  # noqa: F401 (one loader)
 
 from .machine import same_cpu
 from .verdicts import (betainc, t_cdf, t_quantile, two_way_fit, bartlett, holm, t_test, mde,  # noqa: F401
@@ -287,19 +287,20 @@ def _interval(lo, hi) -> str:
 def claims_markdown(df, note: str = "", early: dict = None) -> str:
     """The claims table in Markdown: `claims_caption`, then one row per claim; `early` ({claim: text}) adds a column
     'early training' (e.g. the 400-step verdicts beside converged ones)."""
-    head = "| claim | table | a / b | paper Δ | ours a / b | our Δ | 95 % interval | Holm interval | n | MDE | verdict |"
-    lines = [claims_caption(df, note), "", head + (" early training |" if early else ""),
-             "|---|---|---|---:|---:|---:|---|---|---:|---:|---|" + ("---|" if early else "")]
+    head = ["claim", "table", "a / b", "paper Δ", "ours a / b", "our Δ", "95 % interval", "Holm interval", "n", "MDE",
+            "verdict"] + (["early training"] if early else [])
+    rows = []
     for _, r in df.iterrows():
         ours = "–" if r["n_seeds"] == 0 else f"{r['mean_a']:.1f} / {r['mean_b']:.1f}"
         names = f"`{r['a']}`{' (' + r['a_rule'] + ')' if r['a_rule'] else ''} / `{r['b']}`" + (
             f" ({r['b_rule']})" if r["b_rule"] else "")
-        row = (f"| {r['claim']} | {r['table']} | {names} | {_signed(r['paper_delta'])} | {ours} | "
-               f"{'–' if r['n_seeds'] == 0 else _signed(r['our_delta'])} | {_interval(r['ci_low'], r['ci_high'])} | "
-               f"{_interval(r['ci_low_holm'], r['ci_high_holm'])} | {r['n_seeds']} | "
-               f"{'–' if math.isnan(r['mde']) else f'{r.mde:.1f}'} | {r['verdict']} |")
-        lines.append(row + (f" {early.get(r['claim'], '–')} |" if early else ""))
-    return "\n".join(lines) + "\n"
+        rows.append([r["claim"], r["table"], names, _signed(r["paper_delta"]), ours,
+                     "–" if r["n_seeds"] == 0 else _signed(r["our_delta"]), _interval(r["ci_low"], r["ci_high"]),
+                     _interval(r["ci_low_holm"], r["ci_high_holm"]), r["n_seeds"],
+                     "–" if math.isnan(r["mde"]) else f"{r.mde:.1f}", r["verdict"]]
+                    + ([early.get(r["claim"], "–")] if early else []))
+    table = pipe_table(head, rows, "lllrrrllrrl" + ("l" if early else ""))
+    return claims_caption(df, note) + "\n\n" + table + "\n"
 
 def write_claims(df, tables_dir, note: str = "", name: str = "claims", early: dict = None) -> dict:
     """tables_dir/<name>.csv (every column of `df`, numbers with 2 decimals) and <name>.md (`claims_markdown`, with
@@ -334,15 +335,17 @@ def readme_verdicts(claims_csv, link: str = None) -> str:
     n = sorted({int(x) for x in df["n_seeds"] if x != ""})
     lines = [f"Verdicts of [`{link}`]({link}) ({len(paper)} claims: {counts}; seeds per claim: "
              f"{' to '.join(str(x) for x in dict.fromkeys([n[0], n[-1]]))}; box AP in %, intervals Holm-corrected over "
-             f"the {len(paper)} claims; MDE: the smallest difference detectable with 80 % power):", "",
-             "| claim | paper Δ | our Δ [Holm interval] | n | MDE | verdict |", "|---|---:|---|---:|---:|---|"]
+             f"the {len(paper)} claims; MDE: the smallest difference detectable with 80 % power):", ""]
     num = lambda x: _signed(float(x)) if x != "" else "–"
+    rows = []
     for _, r in df.iterrows():
         ours = num(r["our_delta"]) + (f" [{num(r['ci_low_holm'])}, {num(r['ci_high_holm'])}]" if r["ci_low_holm"] else "")
         mde_txt = f"{float(r['mde']):.1f}" if r["mde"] else "–"
-        lines.append(f"| {r['claim']} | {num(r['paper_delta'])} | {ours} | {r['n_seeds']} | {mde_txt} | **{r['verdict']}** |")
-    return "\n".join(lines) + "\n"
+        rows.append([r["claim"], num(r["paper_delta"]), ours, r["n_seeds"], mde_txt, f"**{r['verdict']}**"])
+    head = ["claim", "paper Δ", "our Δ [Holm interval]", "n", "MDE", "verdict"]
+    return "\n".join(lines + [pipe_table(head, rows, "lrlrrl")]) + "\n"
 
+# %% ../nbs/28_claims.ipynb #8835ca97
 def sync_readme(readme="README.md", check: bool = False) -> list:
     """Rewrite every claims block of `readme` from the csv it names (paths relative to the README's folder); with
     `check`, write nothing. Returns the csv paths of the blocks that were (or, with `check`, would be) changed."""
@@ -361,6 +364,7 @@ def sync_readme(readme="README.md", check: bool = False) -> list:
     if changed and not check: readme.write_text(new, encoding="utf-8")
     return changed
 
+# %% ../nbs/28_claims.ipynb #47a01721
 def claims_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="centripetal claims", description=(
         "Print the verdicts of a claims table (results/PROFILE/tables/claims.csv, written by `centripetal reproduce`), "

@@ -23,7 +23,7 @@ FORWARDED = {
                "print the verdicts of a claims table, or rewrite the README's claims blocks from the committed files"),
     "convert": ("centripetal.convert", "main_convert",
                 "convert an mmdetection / original-release CentripetalNet checkpoint into a centripetal checkpoint"),
-    "study": ("centripetal.study", "main_study", "shift error by object size, learning curves, centre baselines"),
+    "study": ("centripetal.study_centers", "main_study", "shift error by object size, learning curves, center baselines"),
     "budget": ("centripetal.budget", "main_budget",
                "the budget pilot: AP against training budget from one trunk per run, and the converged budget S"),
 }

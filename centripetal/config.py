@@ -18,7 +18,7 @@ import yaml
 from .model import ModelConfig, TestConfig
 from .data import DEFAULT_SCALES, check_scales
 
-# %% ../nbs/91_config.ipynb #f6e536d0
+# %% ../nbs/91_config.ipynb #a9b523e1
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train (the paper's recipe by default; per-process batch 6 × 16 GPUs = 96). Paths are relative to
@@ -69,62 +69,66 @@ class TrainConfig:
     crop_inside: bool = False        # crops stay inside the image (no padding; for images little larger than the input)
     channels_last: bool = False      # NHWC weights and images: ~6-14 % faster convolutions on the CPU (oneDNN)
 
-    def __post_init__(self):
-        for name in ("input_size", "batch_size", "accum_steps", "epochs", "log_every", "ckpt_every_steps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
-        if self.batch_size % self.accum_steps:
-            raise ValueError(
-                f"TrainConfig.batch_size ({self.batch_size}) must be divisible by accum_steps ({self.accum_steps})"
-            )
-        if not self.lr > 0: raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        if not (0 < self.warmup_ratio <= 1):
-            raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
-        if self.warmup_iters < 0 or self.num_workers < 0 or self.grad_clip < 0:
-            raise ValueError("TrainConfig.warmup_iters, num_workers and grad_clip must be >= 0")
-        if self.amp_dtype not in ("bfloat16", "float16"):
-            raise ValueError(f"TrainConfig.amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
-        if not self.amp_init_scale > 0 or not isinstance(self.prefetch_factor, int) or self.prefetch_factor < 1:
-            raise ValueError("TrainConfig.amp_init_scale must be > 0 and prefetch_factor a positive integer, got "
-                             f"{self.amp_init_scale!r} and {self.prefetch_factor!r}")
-        if list(self.lr_drop_steps) != sorted(self.lr_drop_steps) or any(
-            not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.lr_drop_steps
-        ):
-            raise ValueError(
-                f"TrainConfig.lr_drop_steps must be increasing positive step numbers, got {self.lr_drop_steps!r}"
-            )
-        if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.snapshot_steps):
-            raise ValueError(f"TrainConfig.snapshot_steps must be positive step numbers, got {self.snapshot_steps!r}")
-        if list(self.lr_steps) != sorted(self.lr_steps) or any(
-            not isinstance(s, (int, float)) or s < 0 for s in self.lr_steps
-        ):
-            raise ValueError(
-                f"TrainConfig.lr_steps must be increasing non-negative epoch numbers, got {self.lr_steps!r}"
-            )
-        if self.lr_time_steps:
-            f = list(self.lr_time_steps)
-            if f != sorted(f) or any(not isinstance(x, (int, float)) or not 0 < x < 1 for x in f):
-                raise ValueError(
-                    "TrainConfig.lr_time_steps must be increasing fractions in (0, 1) of time_limit_min, got"
-                    f" {self.lr_time_steps!r}"
-                )
-            if not self.time_limit_min:
-                raise ValueError(
-                    "TrainConfig.lr_time_steps are fractions of time_limit_min: set time_limit_min too (or use"
-                    " lr_steps, in epochs)"
-                )
-        check_scales(self.crop_scales, "TrainConfig.crop_scales")
-        for name in ("time_limit_min", "max_steps"):
-            v = getattr(self, name)
-            if v is not None and not v > 0: raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {v!r}")
+    def __post_init__(self): _check_train_config(self)
 
     def path(self, name: str) -> Path:
         "The file or folder of field `name` ('train_ann', 'val_images', ...), resolved against data_root."
         p = Path(getattr(self, name)).expanduser()
         return p if p.is_absolute() else Path(self.data_root).expanduser() / p
 
-# %% ../nbs/91_config.ipynb #569ec0c3
+# %% ../nbs/91_config.ipynb #c08f8c35
+def _check_train_config(cfg):
+    "ValueError naming the field unless TrainConfig `cfg` can train: positive counts, a usable schedule, known options."
+    for name in ("input_size", "batch_size", "accum_steps", "epochs", "log_every", "ckpt_every_steps"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
+    if cfg.batch_size % cfg.accum_steps:
+        raise ValueError(
+            f"TrainConfig.batch_size ({cfg.batch_size}) must be divisible by accum_steps ({cfg.accum_steps})"
+        )
+    if not cfg.lr > 0: raise ValueError(f"TrainConfig.lr must be > 0, got {cfg.lr!r}")
+    if not (0 < cfg.warmup_ratio <= 1):
+        raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {cfg.warmup_ratio!r}")
+    if cfg.warmup_iters < 0 or cfg.num_workers < 0 or cfg.grad_clip < 0:
+        raise ValueError("TrainConfig.warmup_iters, num_workers and grad_clip must be >= 0")
+    if cfg.amp_dtype not in ("bfloat16", "float16"):
+        raise ValueError(f"TrainConfig.amp_dtype must be 'bfloat16' or 'float16', got {cfg.amp_dtype!r}")
+    if not cfg.amp_init_scale > 0 or not isinstance(cfg.prefetch_factor, int) or cfg.prefetch_factor < 1:
+        raise ValueError("TrainConfig.amp_init_scale must be > 0 and prefetch_factor a positive integer, got "
+                         f"{cfg.amp_init_scale!r} and {cfg.prefetch_factor!r}")
+    if list(cfg.lr_drop_steps) != sorted(cfg.lr_drop_steps) or any(
+        not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in cfg.lr_drop_steps
+    ):
+        raise ValueError(
+            f"TrainConfig.lr_drop_steps must be increasing positive step numbers, got {cfg.lr_drop_steps!r}"
+        )
+    if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in cfg.snapshot_steps):
+        raise ValueError(f"TrainConfig.snapshot_steps must be positive step numbers, got {cfg.snapshot_steps!r}")
+    if list(cfg.lr_steps) != sorted(cfg.lr_steps) or any(
+        not isinstance(s, (int, float)) or s < 0 for s in cfg.lr_steps
+    ):
+        raise ValueError(
+            f"TrainConfig.lr_steps must be increasing non-negative epoch numbers, got {cfg.lr_steps!r}"
+        )
+    if cfg.lr_time_steps:
+        f = list(cfg.lr_time_steps)
+        if f != sorted(f) or any(not isinstance(x, (int, float)) or not 0 < x < 1 for x in f):
+            raise ValueError(
+                "TrainConfig.lr_time_steps must be increasing fractions in (0, 1) of time_limit_min, got"
+                f" {cfg.lr_time_steps!r}"
+            )
+        if not cfg.time_limit_min:
+            raise ValueError(
+                "TrainConfig.lr_time_steps are fractions of time_limit_min: set time_limit_min too (or use"
+                " lr_steps, in epochs)"
+            )
+    check_scales(cfg.crop_scales, "TrainConfig.crop_scales")
+    for name in ("time_limit_min", "max_steps"):
+        v = getattr(cfg, name)
+        if v is not None and not v > 0: raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {v!r}")
+
+# %% ../nbs/91_config.ipynb #f47c1a63
 def _field_default(f):
     if f.default is not dataclasses.MISSING: return f.default
     if f.default_factory is not dataclasses.MISSING: return f.default_factory()
@@ -170,6 +174,7 @@ def update_config(cfg, overrides: dict, where: str = None):
     update nested configs)."""
     return dataclasses.replace(cfg, **_coerced_kwargs(type(cfg), overrides, where or type(cfg).__name__, base=cfg))
 
+# %% ../nbs/91_config.ipynb #e2afa910
 def config_to_dict(cfg) -> dict:
     "A dataclass as nested plain dicts and lists (no tuples), safe for json, YAML and torch.load(weights_only=True)."
     def plain(v):
@@ -189,7 +194,7 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list:
         elif va != vb: out.append((f"{prefix}{k}", va, vb))
     return out
 
-# %% ../nbs/91_config.ipynb #6bd23be5
+# %% ../nbs/91_config.ipynb #e4a2b7d5
 def profile_dirs() -> list:
     "Where profile names are looked up: ./experiments/profiles, then the source tree's experiments/profiles."
     here = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
@@ -213,6 +218,7 @@ def find_profile(name_or_path) -> Path:
         f" {[str(d) for d in profile_dirs() if d.is_dir()]}); or pass a path to a YAML file"
     )
 
+# %% ../nbs/91_config.ipynb #efefc42c
 def apply_variant(model_cfg, train_cfg, test_cfg, variant: dict):
     "Apply one variant's overrides ({name, model: {...}, train: {...}, test: {...}}) to the three configs."
     name = variant.get("name", "?")
@@ -249,7 +255,7 @@ def load_profile(name_or_path, variant: str = None):
         extra["variant"] = variant
     return model_cfg, train_cfg, test_cfg, extra
 
-# %% ../nbs/91_config.ipynb #fc641ea7
+# %% ../nbs/91_config.ipynb #c86e62e2
 FULL = "full"
 
 def run_plan(extra: dict, only=None) -> list:
@@ -270,6 +276,7 @@ def run_plan(extra: dict, only=None) -> list:
         variants = [v for v in variants if v["name"] in only]
     return variants
 
+# %% ../nbs/91_config.ipynb #5e0e1333
 PROTOCOLS = ("equal-steps", "equal-time")
 
 def reproduce_settings(extra: dict, protocol: str = None, steps: int = None, seeds: int = None) -> dict:
@@ -316,6 +323,7 @@ def _train_overrides(train_cfg, extra: dict, rs: dict) -> dict:
                 lr_drop_steps=(round(rs["lr_drop"] * n),) if rs["lr_drop"] < 1 else ())
     return over
 
+# %% ../nbs/91_config.ipynb #6d932c45
 def variant_configs(profile, variant: str, run_dir=None, data_root=None, seed: int = None, protocol: str = None,
                     steps: int = None):
     """(ModelConfig, TrainConfig, TestConfig, extra) of one run: the named variant of `profile`, or the base profile for

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from fastcore.basics import patch
 from pycocotools.coco import COCO
 from .checks import validate_coco
 
@@ -123,7 +124,7 @@ def apply_photometric(img, p: dict):
 
 # %% ../nbs/11_data.ipynb #6b45004b
 def crop_border(size, out_size):
-    """How far from the image edge (px) a random crop centre must stay along a side of `size` px: CornerNet's 128 at
+    """How far from the image edge (px) a random crop center must stay along a side of `size` px: CornerNet's 128 at
     input 511, scaled with `out_size`, halved until the side is longer than twice the border."""
     b, i = int(round(128 * out_size / 511)), 1
     while size - b // i <= b // i: i *= 2
@@ -142,7 +143,7 @@ def paste_window(img, origin, hw, fn=None):
     return canvas
 
 def crop_pad(img, boxes, center, crop_hw, fn=None):
-    """Cut a window of size `crop_hw` = (h, w) centred at `center` = (x, y) out of `img` (C, H, W), zero-padding where
+    """Cut a window of size `crop_hw` = (h, w) centered at `center` = (x, y) out of `img` (C, H, W), zero-padding where
     it leaves the image (`fn`: see `paste_window`). boxes: (N, 4) xyxy. Returns the (C, h, w) canvas, the boxes in
     canvas pixels and the canvas origin (x0, y0) in image pixels."""
     origin = (int(center[0]) - crop_hw[1] // 2, int(center[1]) - crop_hw[0] // 2)
@@ -150,13 +151,13 @@ def crop_pad(img, boxes, center, crop_hw, fn=None):
     return paste_window(img, origin, crop_hw, fn), boxes - shift, origin
 
 def inside_center_range(size, crop):
-    """(lo, hi): the window centres (inclusive) along a side of `size` px that keep a `crop`-px window inside the
+    """(lo, hi): the window centers (inclusive) along a side of `size` px that keep a `crop`-px window inside the
     image when crop <= size, or the whole image inside the window when crop > size. `crop_pad` puts the window's first
-    pixel at centre - crop // 2."""
+    pixel at center - crop // 2."""
     return tuple(sorted((crop // 2, size - crop + crop // 2)))
 
 def centers_inside(boxes, hw):
-    "(N,) bool: which centres of boxes (N, 4) xyxy lie inside [0, w) x [0, h), `hw` = (h, w)."
+    "(N,) bool: which centers of boxes (N, 4) xyxy lie inside [0, w) x [0, h), `hw` = (h, w)."
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     return (cx >= 0) & (cx < hw[1]) & (cy >= 0) & (cy < hw[0])
 
@@ -206,7 +207,7 @@ class LazyMasks:
         if not self.anns: return torch.zeros((0, self.h, self.w), dtype=torch.uint8)
         return torch.from_numpy(np.stack([self.coco.annToMask(a) for a in self.anns]))
 
-# %% ../nbs/11_data.ipynb #6712b131
+# %% ../nbs/11_data.ipynb #a18c204e
 def _hw(v, name):
     "An int or a pair -> (h, w) of positive ints."
     t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
@@ -217,8 +218,8 @@ def _hw(v, name):
 class CocoDetection(torch.utils.data.Dataset):
     """A COCO-format detection dataset: one annotation json, one image folder.
 
-    Training (`train=True`): photometric distortion, random centre crop-pad of side input·r with r from `scales`
-    (boxes whose centre leaves the crop dropped), resize to `input_size` (default (511, 511)), horizontal flip with
+    Training (`train=True`): photometric distortion, random center crop-pad of side input·r with r from `scales`
+    (boxes whose center leaves the crop dropped), resize to `input_size` (default (511, 511)), horizontal flip with
     probability 1/2, normalisation. Test (`train=False`): no augmentation; the image keeps its resolution, zero-padded
     (= mean colour) at the bottom/right to `test_pad_size`, or, with `input_size`, resized to fit it and padded to it.
     Sizes are (h, w). Items are `(image (3, H, W) float32, target dict)`."""
@@ -228,9 +229,8 @@ class CocoDetection(torch.utils.data.Dataset):
         self.ann_file, self.img_dir = Path(ann_file), Path(img_dir)
         self.input_size = _hw(input_size, 'input_size') if input_size is not None else ((511, 511) if train else None)
         scales = check_scales(scales)
-        # every annotation and image file is checked now, not when its batch comes; training also drops boxes
-        # under 1 px. Under torchrun every process checks, rank 0 names the problems.
-        quiet = int(os.environ.get("RANK", 0)) != 0
+        # every annotation and image file is checked now, not when its batch comes; training drops boxes under 1 px
+        quiet = int(os.environ.get("RANK", 0)) != 0          # under torchrun every process checks, rank 0 names
         self.coco = load_coco(self.ann_file, self.img_dir, min_size=1.0 if train else 0.0,
                               logger=None if quiet else log)
         self.report = self.coco.report
@@ -245,7 +245,6 @@ class CocoDetection(torch.utils.data.Dataset):
         self.class_names = [self.coco.cats[c].get('name', str(c)) for c in self.cat_ids]
         self.stats = Counter()
         self.pad_multiple, self.crop_inside = pad_multiple, bool(crop_inside)
-
     @property
     def num_classes(self): return len(self.cat_ids)
     def __len__(self): return len(self.ids)
@@ -257,126 +256,128 @@ class CocoDetection(torch.utils.data.Dataset):
         mode = f"train, input {self.input_size}" if self.train else f"test, input {size}"
         return (f"CocoDetection({self.ann_file.name}: {len(self)} images, {self.num_classes} classes, {mode}, "
                 f"masks={self.with_masks})")
-
     def _check_segmentations(self):
         "ValueError naming the file and the first annotation ids unless every annotation has a 'segmentation'."
         nos = [a['id'] for a in self.coco.dataset['annotations'] if not a.get('segmentation')]
         if nos: raise ValueError(f"{self.ann_file}: annotation(s) {nos[:5]} have no 'segmentation' "
-                                 f"({len(nos)} in all); "
-                                 "pass with_masks=False (--no-mask) or add masks")
+                                 f"({len(nos)} in all); pass with_masks=False (--no-mask) or add masks")
 
-    def load_image(self, img_id):
-        "The image as (H, W, 3) uint8; errors name the file when it is missing, unreadable or not the size of the json."
-        info = self.coco.imgs[img_id]
-        path = self.img_dir / info['file_name']
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} — image id {img_id} listed in {self.ann_file} is missing; "
-                                    "check img_dir or regenerate the dataset")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                arr = np.array(im.convert('RGB'))
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); it is listed in "
-                             f"{self.ann_file}: "
-                             f"replace the file or regenerate the dataset") from None
-        if 'height' in info and arr.shape[:2] != (info['height'], info['width']):
-            raise ValueError(f"{path} is {arr.shape[1]}x{arr.shape[0]} (w x h) but {self.ann_file} says "
-                             f"{info['width']}x{info['height']}: "
-                             f"the image and the json do not belong together")
-        return arr
+# %% ../nbs/11_data.ipynb #44f00180
+@patch
+def load_image(self: CocoDetection, img_id):
+    "The image as (H, W, 3) uint8; errors name the file when it is missing, unreadable or not the size of the json."
+    info = self.coco.imgs[img_id]
+    path = self.img_dir / info['file_name']
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} — image id {img_id} listed in {self.ann_file} is missing; "
+                                "check img_dir or regenerate the dataset")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.array(im.convert('RGB'))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e}); it is listed in "
+                         f"{self.ann_file}: replace the file or regenerate the dataset") from None
+    if 'height' in info and arr.shape[:2] != (info['height'], info['width']):
+        raise ValueError(f"{path} is {arr.shape[1]}x{arr.shape[0]} (w x h) but {self.ann_file} says "
+                         f"{info['width']}x{info['height']}: the image and the json do not belong together")
+    return arr
 
-    def load_annotations(self, img_id, h, w, lazy=False):
-        """boxes (N, 4) float32 xyxy, labels (N,) int64, iscrowd (N,) bool, masks (N, h, w) uint8 (None without masks;
-        with `lazy`, `LazyMasks` that decode only the masks a crop keeps)."""
-        anns = self.coco.imgToAnns.get(img_id, [])
-        boxes = xywh_to_xyxy([a['bbox'] for a in anns])
-        labels = torch.tensor([self.cat_id_to_label[a['category_id']] for a in anns], dtype=torch.int64)
-        crowd = torch.tensor([bool(a.get('iscrowd', 0)) for a in anns], dtype=torch.bool)
-        masks = LazyMasks(self.coco, anns, h, w) if self.with_masks else None
-        return boxes, labels, crowd, (masks if lazy or masks is None else masks.decode())
+@patch
+def load_annotations(self: CocoDetection, img_id, h, w, lazy=False):
+    """boxes (N, 4) float32 xyxy, labels (N,) int64, iscrowd (N,) bool, masks (N, h, w) uint8 (None without masks;
+    with `lazy`, `LazyMasks` that decode only the masks a crop keeps)."""
+    anns = self.coco.imgToAnns.get(img_id, [])
+    boxes = xywh_to_xyxy([a['bbox'] for a in anns])
+    labels = torch.tensor([self.cat_id_to_label[a['category_id']] for a in anns], dtype=torch.int64)
+    crowd = torch.tensor([bool(a.get('iscrowd', 0)) for a in anns], dtype=torch.bool)
+    masks = LazyMasks(self.coco, anns, h, w) if self.with_masks else None
+    return boxes, labels, crowd, (masks if lazy or masks is None else masks.decode())
 
-    def __getitem__(self, index):
-        """-> image (3, H, W) float32 normalised, and target: 'boxes' (N, 4) float32 xyxy in input pixels, 'labels'
-        (N,) int64 in 0..C-1, 'iscrowd' (N,) bool (all False in training, where crowd boxes are removed), 'image_id'
-        int, 'orig_size' (2,) = (h, w), 'scale' float and 'offset' (2,) = (x, y) with input = original * scale +
-        offset, then mirrored (x -> W - x) if 'flipped'; 'masks' (N, H, W) uint8 with `with_masks`; 'stats' a dict of
-        what the pipeline did to this sample's boxes."""
-        img_id = self.ids[index]
-        arr = self.load_image(img_id)
-        h, w = arr.shape[:2]
-        boxes, labels, crowd, masks = self.load_annotations(img_id, h, w, lazy=True)
-        st = Counter(images=1, boxes_in=len(boxes))
-        # annotations reaching out of their image, or < 1 px
-        boxes, keep, st['ann_clipped'] = clip_and_drop(boxes, (h, w))
-        st['ann_dropped'] = int((~keep).sum())
-        labels, crowd = labels[keep], crowd[keep]
+# %% ../nbs/11_data.ipynb #77e35b0e
+@patch
+def _train_transform(self: CocoDetection, img, boxes, labels, masks, st, rng):
+    "photometric -> normalise -> random center crop-pad -> resize -> flip: img, boxes, labels, masks, geometry."
+    # pixel-wise, so applied to the crop window only (photometric_params): the pixels of distorting it all first
+    jitter = photometric_params(img, rng) if self.color_jitter else {}
+    prep = lambda part: normalize(apply_photometric(part, jitter) if jitter else part, self.mean, self.std)
+    (H, W), (h, w) = self.input_size, img.shape[-2:]
+    bh, bw = crop_border(h, H), crop_border(w, W)
+    for attempt in range(10):                                          # draw again while the window loses every box
+        r = float(self.scales[int(rng.integers(len(self.scales)))])
+        ch, cw = max(int(H * r), 1), max(int(W * r), 1)
+        if self.crop_inside:
+            (xl, xh), (yl, yh) = inside_center_range(w, cw), inside_center_range(h, ch)
+            center = (int(rng.integers(xl, xh + 1)), int(rng.integers(yl, yh + 1)))
+        else: center = (int(rng.integers(bw, w - bw)), int(rng.integers(bh, h - bh)))
+        corner = torch.tensor([center[0] - cw // 2, center[1] - ch // 2] * 2, dtype=torch.float32)
+        inside = centers_inside(boxes - corner, (ch, cw))
+        if inside.any() or len(boxes) == 0: break
+    st['dropped_center'] += int((~inside).sum())
+    canvas, boxes, origin = crop_pad(img, boxes[inside], center, (ch, cw), fn=prep)
+    img = resize_image(canvas, (H, W))
+    sx, sy = W / cw, H / ch
+    boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+    if masks is not None: masks = warp_masks(masks[inside].decode(), origin, (ch, cw), (H, W))
+    flipped = bool(self.flip and rng.random() < 0.5)
+    if flipped: img, boxes, masks = hflip(img, boxes, masks)
+    geo = dict(scale=sx, offset=(-origin[0] * sx, -origin[1] * sy), flipped=flipped)
+    return img, boxes, labels[inside], masks, geo
+
+@patch
+def _test_transform(self: CocoDetection, img, boxes, masks):
+    "normalise -> (resize to fit `input_size`) -> zero-pad bottom/right to `input_size` or (s | 127) + 1."
+    img = normalize(img, self.mean, self.std)
+    h, w = img.shape[-2:]
+    if self.input_size is None: s, out_hw = 1.0, test_pad_size(h, w, self.pad_multiple)
+    else: s, out_hw = min(self.input_size[0] / h, self.input_size[1] / w), self.input_size
+    nh, nw = min(max(int(round(h * s)), 1), out_hw[0]), min(max(int(round(w * s)), 1), out_hw[1])
+    canvas = img.new_zeros((3, *out_hw))
+    canvas[:, :nh, :nw] = resize_image(img, (nh, nw))
+    if masks is not None:
+        masks = F.pad(warp_masks(masks.decode(), (0, 0), (h, w), (nh, nw)), (0, out_hw[1] - nw, 0, out_hw[0] - nh))
+    sx, sy = nw / w, nh / h
+    boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+    return canvas, boxes, masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)
+
+# %% ../nbs/11_data.ipynb #d3670082
+@patch
+def __getitem__(self: CocoDetection, index):
+    """-> image (3, H, W) float32 normalised, and target: 'boxes' (N, 4) float32 xyxy in input pixels, 'labels'
+    (N,) int64 in 0..C-1, 'iscrowd' (N,) bool (all False in training, where crowd boxes are removed), 'image_id'
+    int, 'orig_size' (2,) = (h, w), 'scale' float and 'offset' (2,) = (x, y) with input = original * scale +
+    offset, then mirrored (x -> W - x) if 'flipped'; 'masks' (N, H, W) uint8 with `with_masks`; 'stats' a dict of
+    what the pipeline did to this sample's boxes."""
+    img_id = self.ids[index]
+    arr = self.load_image(img_id)
+    h, w = arr.shape[:2]
+    boxes, labels, crowd, masks = self.load_annotations(img_id, h, w, lazy=True)
+    st = Counter(images=1, boxes_in=len(boxes))
+    boxes, keep, st['ann_clipped'] = clip_and_drop(boxes, (h, w))       # annotations out of their image, or < 1 px
+    st['ann_dropped'] = int((~keep).sum())
+    labels, crowd = labels[keep], crowd[keep]
+    if masks is not None and not keep.all(): masks = masks[keep]
+    img = torch.from_numpy(arr).permute(2, 0, 1).float()                # (3, h, w) in [0, 255]
+    if self.train:
+        keep = ~crowd                                                    # crowd regions are not objects to learn
+        st['crowd_ignored'] += int(crowd.sum())
+        boxes, labels = boxes[keep], labels[keep]
         if masks is not None and not keep.all(): masks = masks[keep]
-        img = torch.from_numpy(arr).permute(2, 0, 1).float()                # (3, h, w) in [0, 255]
-        if self.train:
-            keep = ~crowd                                                    # crowd regions are not objects to learn
-            st['crowd_ignored'] += int(crowd.sum())
-            boxes, labels = boxes[keep], labels[keep]
-            if masks is not None and not keep.all(): masks = masks[keep]
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            img, boxes, labels, masks, geo = self._train_transform(img, boxes, labels, masks, st, rng)
-            crowd = torch.zeros(len(boxes), dtype=torch.bool)
-        else:
-            img, boxes, masks, geo = self._test_transform(img, boxes, masks)
-        boxes, keep, n_clip = clip_and_drop(boxes, img.shape[-2:])
-        st['clipped'] += n_clip
-        st['dropped_small'] += int((~keep).sum())
-        st['boxes_out'] += len(boxes)
-        self.stats.update(st)
-        target = dict(boxes=boxes, labels=labels[keep], iscrowd=crowd[keep], image_id=int(img_id),
-                      orig_size=torch.tensor([h, w]), scale=geo['scale'],
-                      offset=torch.tensor(geo['offset'], dtype=torch.float32), flipped=geo['flipped'], stats=dict(st))
-        if masks is not None: target['masks'] = masks if keep.all() else masks[keep]
-        return img, target
-
-    def _train_transform(self, img, boxes, labels, masks, st, rng):
-        "photometric -> normalise -> random centre crop-pad -> resize -> flip: img, boxes, labels, masks, geometry."
-        # distortion and normalisation are pixel-wise: applied to the crop window only, with the draws and the one
-        # whole-image number made here, in photometric_distort's order (the same pixels as distorting it all first)
-        jitter = photometric_params(img, rng) if self.color_jitter else {}
-        prep = lambda part: normalize(apply_photometric(part, jitter) if jitter else part, self.mean, self.std)
-        (H, W), (h, w) = self.input_size, img.shape[-2:]
-        bh, bw = crop_border(h, H), crop_border(w, W)
-        for attempt in range(10):                                          # draw again while the window loses every box
-            r = float(self.scales[int(rng.integers(len(self.scales)))])
-            ch, cw = max(int(H * r), 1), max(int(W * r), 1)
-            if self.crop_inside:
-                (xl, xh), (yl, yh) = inside_center_range(w, cw), inside_center_range(h, ch)
-                center = (int(rng.integers(xl, xh + 1)), int(rng.integers(yl, yh + 1)))
-            else: center = (int(rng.integers(bw, w - bw)), int(rng.integers(bh, h - bh)))
-            corner = torch.tensor([center[0] - cw // 2, center[1] - ch // 2] * 2, dtype=torch.float32)
-            inside = centers_inside(boxes - corner, (ch, cw))
-            if inside.any() or len(boxes) == 0: break
-        st['dropped_center'] += int((~inside).sum())
-        canvas, boxes, origin = crop_pad(img, boxes[inside], center, (ch, cw), fn=prep)
-        img = resize_image(canvas, (H, W))
-        sx, sy = W / cw, H / ch
-        boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
-        if masks is not None: masks = warp_masks(masks[inside].decode(), origin, (ch, cw), (H, W))
-        flipped = bool(self.flip and rng.random() < 0.5)
-        if flipped: img, boxes, masks = hflip(img, boxes, masks)
-        geo = dict(scale=sx, offset=(-origin[0] * sx, -origin[1] * sy), flipped=flipped)
-        return img, boxes, labels[inside], masks, geo
-
-    def _test_transform(self, img, boxes, masks):
-        "normalise -> (resize to fit `input_size`) -> zero-pad bottom/right to `input_size` or (s | 127) + 1."
-        img = normalize(img, self.mean, self.std)
-        h, w = img.shape[-2:]
-        if self.input_size is None: s, out_hw = 1.0, test_pad_size(h, w, self.pad_multiple)
-        else: s, out_hw = min(self.input_size[0] / h, self.input_size[1] / w), self.input_size
-        nh, nw = min(max(int(round(h * s)), 1), out_hw[0]), min(max(int(round(w * s)), 1), out_hw[1])
-        canvas = img.new_zeros((3, *out_hw))
-        canvas[:, :nh, :nw] = resize_image(img, (nh, nw))
-        if masks is not None:
-            masks = F.pad(warp_masks(masks.decode(), (0, 0), (h, w), (nh, nw)), (0, out_hw[1] - nw, 0, out_hw[0] - nh))
-        sx, sy = nw / w, nh / h
-        boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
-        return canvas, boxes, masks, dict(scale=sx, offset=(0.0, 0.0), flipped=False)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        img, boxes, labels, masks, geo = self._train_transform(img, boxes, labels, masks, st, rng)
+        crowd = torch.zeros(len(boxes), dtype=torch.bool)
+    else:
+        img, boxes, masks, geo = self._test_transform(img, boxes, masks)
+    boxes, keep, n_clip = clip_and_drop(boxes, img.shape[-2:])
+    st['clipped'] += n_clip
+    st['dropped_small'] += int((~keep).sum())
+    st['boxes_out'] += len(boxes)
+    self.stats.update(st)
+    target = dict(boxes=boxes, labels=labels[keep], iscrowd=crowd[keep], image_id=int(img_id),
+                  orig_size=torch.tensor([h, w]), scale=geo['scale'],
+                  offset=torch.tensor(geo['offset'], dtype=torch.float32), flipped=geo['flipped'], stats=dict(st))
+    if masks is not None: target['masks'] = masks if keep.all() else masks[keep]
+    return img, target
 
 # %% ../nbs/11_data.ipynb #5635b283
 def denormalize(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -439,10 +440,9 @@ def make_loader(dataset, batch_size, shuffle=True, num_workers=0, seed=0, distri
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
                                                       seed=int(seed), drop_last=drop_last)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=(shuffle and sampler is None),
-                                       sampler=sampler,
-                                       num_workers=num_workers, collate_fn=collate, worker_init_fn=seed_worker,
-                                       generator=torch.Generator().manual_seed(int(seed)), drop_last=drop_last,
-                                       persistent_workers=False)
+                                       sampler=sampler, num_workers=num_workers, collate_fn=collate,
+                                       worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(int(seed)),
+                                       drop_last=drop_last, persistent_workers=False)
 
 def set_epoch(loader, epoch):
     "Start epoch `epoch`: tell the sampler (a DistributedSampler reshuffles) and the dataset (augmentation draws)."

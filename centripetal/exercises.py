@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-# %% ../nbs/98_exercises.ipynb #97c9f49e
+# %% ../nbs/98_exercises.ipynb #e8e779b4
 RIGHT, NOT_YET = "✓ right", "✗ not yet"
 
 def _unanswered(v):
@@ -30,6 +30,7 @@ def _short(v, width=120):
         s = object.__repr__(v)
     return s if len(s) <= width else s[:width - 3] + "..."
 
+# %% ../nbs/98_exercises.ipynb #d3a26cb9
 _NUMERIC = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 def _as_numbers(v):
@@ -53,6 +54,7 @@ def _key(v):
     "Text compares without case and surrounding blanks; other items as they are."
     return v.strip().casefold() if isinstance(v, str) else v
 
+# %% ../nbs/98_exercises.ipynb #7e1154eb
 def _compare(value, expected, tol=5e-3, rtol=5e-3):
     """`(same, why)`: does `value` match `expected`? `why` says what is wrong without giving the expected value away
     ("" for a plain wrong value). Numbers, tensors, arrays and nested lists/tuples of numbers: same shape and

@@ -5,8 +5,8 @@ trains on a CPU."""
 
 # %% auto #0
 __all__ = ['conv_bn_relu', 'Residual', 'residual_run', 'residual_run_back', 'HourglassModule', 'feature_size',
-           'is_valid_input_size', 'valid_input_size', 'pad_to_valid', 'HourglassNet', 'hourglass104', 'hourglass52',
-           'hourglass_small']
+           'is_valid_input_size', 'valid_input_size', 'pad_to_valid', 'pad_images', 'HourglassNet', 'hourglass104',
+           'hourglass52', 'hourglass_small']
 
 # %% ../nbs/05_hourglass.ipynb #8b607583
 import math
@@ -89,6 +89,14 @@ def pad_to_valid(size: int, n_down: int = 5, rule: str = "min") -> int:
     if rule == "min": return valid_input_size(size, n_down)
     if rule == "release": return (int(size) | (4 * 2 ** n_down - 1)) + 1
     raise ValueError(f"rule must be 'min' or 'release', got {rule!r}")
+
+# %% ../nbs/05_hourglass.ipynb #38ab0c94
+def pad_images(images: torch.Tensor, n_down: int = 5) -> torch.Tensor:
+    """Images (B, C, H, W) zero-padded at the bottom and right to sides the hourglass accepts (`pad_to_valid`, rule
+    'min'); `images` itself when both sides are valid already."""
+    H, W = images.shape[-2:]
+    ph, pw = pad_to_valid(H, n_down) - H, pad_to_valid(W, n_down) - W
+    return F.pad(images, (0, pw, 0, ph)) if (ph or pw) else images
 
 # %% ../nbs/05_hourglass.ipynb #c276ed73
 class HourglassNet(nn.Module):

@@ -48,7 +48,8 @@ def _rule_means(per_seed_rules: dict) -> dict:
 def full_decode_rules(runs_dir, profile, data_root=None, device="auto", force=False, tables_only=False) -> dict:
     """{seed: {rule: box stats}} of every seed of the `full` run: its decode_rules.json, computed (cached beside the
     checkpoint) when the checkpoint is there and `tables_only` is False, else read as committed."""
-    from centripetal.tables import decode_rules_cached, seed_run_dirs
+    from centripetal.tables import seed_run_dirs
+    from centripetal.decode_study import decode_rules_cached
     out = {}
     for seed, d in seed_run_dirs(runs_dir).get(FULL, {}).items():
         if (d / "last.pt").is_file() and not tables_only:
@@ -87,8 +88,8 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
     seeds of `full`), the claims (paired over seeds) at the top of tables/README.md, and runs.md. Deterministic bytes:
     a rebuild from the same files gives the same files. Returns {name: markdown}."""
     from centripetal.tables import (run_info, load_seed_run_metrics, aggregate_seeds, build_table, table_caption,
-                                    table_columns, write_table, decode_rules_table, decode_rules_caption,
-                                    DECODE_COLUMNS, write_tables_index, PAPER_TABLES)
+                                    table_columns, write_table, write_tables_index, PAPER_TABLES)
+    from centripetal.decode_study import decode_rules_table, decode_rules_caption, DECODE_COLUMNS
     from centripetal.claims import claims_table, write_claims, DECODING_CLAIMS
     paths = results_paths(results)
     _, _, test_cfg, extra = variant_configs(profile, FULL, protocol=protocol, steps=steps)
@@ -144,6 +145,7 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
     box AP, AP50, AP_L, AR100, mask AP), the training protocol, and the wall time of the `reproduce` commands that made
     the runs (root/reproduce.json). Also root/runs.csv with the same rows."""
     import csv
+    from centripetal.tables import pipe_table
     root = Path(root)
     rj = json.loads((root / "reproduce.json").read_text()) if (root / "reproduce.json").is_file() else {}
     pieces = rj.get("pieces", [])
@@ -191,8 +193,7 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
                   f" wall time is counted there): {', '.join(sorted(names))}.", ""]
     lines += [f"Safety stops: {'; '.join(stops)}." if stops else "No run was stopped by the time limit.", ""]
     lines += [plan_status(extra, settings, per_seed), ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * 2 + ["---"] + ["---:"] * 8) + "|---|"]
-    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    lines.append(pipe_table(head, [r.values() for r in rows], "l" * 5 + "rr" + "l" + "r" * 8 + "l"))
     if cpus: lines += ["", "CPU types (train.json 'machine'): " + "; ".join(f"{k} = {c}" for c, k in cpus.items()) + "."]
     path = root / "runs.md"
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))

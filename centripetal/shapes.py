@@ -29,7 +29,7 @@ GENERATOR_VERSION = 1   # written to the json; bump it whenever the same seed wo
 
 @dataclass(frozen=True)
 class Shape:
-    """One object: class index `cls` (0..3, see `CLASSES`), centre `(cx, cy)` and full size `w, h` in pixels, RGB
+    """One object: class index `cls` (0..3, see `CLASSES`), center `(cx, cy)` and full size `w, h` in pixels, RGB
     `colour`, `variant` (triangle apex: 0 up, 1 down, 2 left, 3 right), cross arm `thickness` as a fraction of the
     size."""
     cls: int
@@ -44,16 +44,16 @@ class Shape:
 def _q(v): return int(round(v * Q))
 
 def rasterise(s: Shape):
-    """The pixels whose centres lie inside shape `s`, as `(x0, y0, mask)`: `mask` is an (h, w) bool window whose
+    """The pixels whose centers lie inside shape `s`, as `(x0, y0, mask)`: `mask` is an (h, w) bool window whose
     top-left pixel is column `x0`, row `y0` of the image (the window may reach outside any image). Integer arithmetic
     only."""
     cx, cy, hw, hh = _q(s.cx), _q(s.cy), max(_q(s.w / 2), 1), max(_q(s.h / 2), 1)
     h2 = Q // 2
-    # the window: the columns whose centres j*Q + Q/2 lie in [cx - hw, cx + hw), the rows likewise
+    # the window: the columns whose centers j*Q + Q/2 lie in [cx - hw, cx + hw), the rows likewise
     x0, x1 = -((h2 - cx + hw) // Q), -((h2 - cx - hw) // Q) - 1
     y0, y1 = -((h2 - cy + hh) // Q), -((h2 - cy - hh) // Q) - 1
     if x1 < x0 or y1 < y0: return x0, y0, np.zeros((0, 0), bool)
-    dx = (np.arange(x0, x1 + 1, dtype=np.int64) * Q + h2 - cx)[None, :]     # (1, w) pixel centre - shape centre
+    dx = (np.arange(x0, x1 + 1, dtype=np.int64) * Q + h2 - cx)[None, :]     # (1, w) pixel center - shape center
     dy = (np.arange(y0, y1 + 1, dtype=np.int64) * Q + h2 - cy)[:, None]     # (h, 1)
     if s.cls == 0:   m = (np.abs(dx) <= hw) & (np.abs(dy) <= hh)
     elif s.cls == 1: m = (dx * hh) ** 2 + (dy * hw) ** 2 <= (hw * hh) ** 2
@@ -79,8 +79,8 @@ def smooth_background(rng, size):
     k, amp = int(rng.integers(3, 7)), int(rng.integers(8, 31))
     grid = rng.integers(-amp, amp + 1, size=(k + 1, k + 1)).astype(np.int64)
     den = 2 * size
-    num = (2 * np.arange(size, dtype=np.int64) + 1) * k          # pixel centre in grid cells, times den
-    # grid cell left of the centre; weight of the next one (out of den)
+    num = (2 * np.arange(size, dtype=np.int64) + 1) * k          # pixel center in grid cells, times den
+    # grid cell left of the center; weight of the next one (out of den)
     i0, f = num // den, num % den
     M = np.zeros((size, k + 1), np.int64)                         # the bilinear weights as a (size, k+1) matrix
     M[np.arange(size), i0] = den - f
@@ -91,7 +91,7 @@ def smooth_background(rng, size):
     img = np.clip(grey + val, 0, 255).astype(np.uint8)
     return np.repeat(img[:, :, None], 3, axis=2)
 
-# %% ../nbs/10_shapes.ipynb #21e97c6f
+# %% ../nbs/10_shapes.ipynb #b5c91010
 def _sqrt_uniform(rng, lo, hi):
     "A size in [lo, hi], uniform in sqrt(size): small objects are more frequent."
     a, b = math.sqrt(lo), math.sqrt(max(hi, lo))
@@ -115,6 +115,7 @@ def _size_range(size):
     "Long side limits and minimal short side for an image of side `size`: 8, 120 and 4 px at 256."
     return 8 * size / 256, 120 * size / 256, 4 * size / 256
 
+# %% ../nbs/10_shapes.ipynb #97d97e13
 def sample_crowd(rng, size):
     "2-12 `Shape`s of one class, aspect ratio and similar size (±10 %) in a loose grid; colours drawn per object."
     lo, hi, smin = _size_range(size)
@@ -123,13 +124,13 @@ def sample_crowd(rng, size):
     rows = math.ceil(n / cols)
     cls, ar, variant = int(rng.integers(4)), _aspect(rng), int(rng.integers(4))
     thickness = 0.25 + 0.2 * rng.random()
-    # centre distance / object size: < 1 overlaps, > 1 leaves gaps
+    # center distance / object size: < 1 overlaps, > 1 leaves gaps
     pitch = 0.9 + 0.5 * rng.random()
     w1, h1 = _box_wh(1.0, ar, 0)                               # the box of an object with long side 1
     fit = 0.95 * size / (pitch * max(cols * w1, rows * h1))   # the long side at which the grid spans 95 % of the image
     L = _sqrt_uniform(rng, lo, max(lo, min(hi, fit)))
     w, h = _box_wh(L, ar, smin)
-    ext_w, ext_h = cols * pitch * w, rows * pitch * h          # the grid's extent; its centre is placed so that it fits
+    ext_w, ext_h = cols * pitch * w, rows * pitch * h          # the grid's extent; its center is placed so that it fits
     gx = ext_w / 2 + (size - ext_w) * rng.random() if ext_w < size else size / 2
     gy = ext_h / 2 + (size - ext_h) * rng.random() if ext_h < size else size / 2
     out = []
@@ -141,6 +142,7 @@ def sample_crowd(rng, size):
         out.append(Shape(cls, cx, cy, wj, hj, _colour(rng), variant, thickness))
     return out
 
+# %% ../nbs/10_shapes.ipynb #d4842b6a
 def sample_single(rng, size):
     "One `Shape` of random class, size, aspect ratio, place and colour."
     lo, hi, smin = _size_range(size)

@@ -44,6 +44,23 @@ def _holds_tensor(data):
     "Does the (nested) list or tuple `data` hold tensors, whose values `torch.tensor(data)` would read one by one?"
     return isinstance(data, (list, tuple)) and any(isinstance(x, torch.Tensor) or _holds_tensor(x) for x in data)
 
+# %% ../nbs/94_sync.ipynb #74d2b09f
+def _counting(hit, kind: str, fn):
+    "`fn` (a method of torch.Tensor) that first reports a synchronisation of `kind` to `hit`."
+    def counted(t, *a, **k):
+        hit(kind)
+        return fn(t, *a, **k)
+    return counted
+
+def _counting_from_data(hit, fn):
+    """`fn` (torch.tensor or torch.as_tensor) that first reports to `hit` what building a tensor from `data` costs: each
+    value read when `data` holds tensors, a copy when host data goes to a device."""
+    def counted(data, *a, **k):
+        if _holds_tensor(data): hit("tensor from tensors")
+        elif k.get("device") is not None and not isinstance(data, torch.Tensor): hit("copy")
+        return fn(data, *a, **k)
+    return counted
+
 # %% ../nbs/94_sync.ipynb #11ddf6b6
 _ACTIVE = [0]          # counters entered and not yet left (the code under a counter behaves as on an accelerator)
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep      # frames of torch itself (the dispatch mode's) are skipped
@@ -74,20 +91,9 @@ class SyncCounter(TorchDispatchMode):
     def __enter__(self):
         self._saved = {n: vars(torch.Tensor).get(n) for n in ("tolist", "numpy")}
         self._saved_torch = torch.tensor, torch.as_tensor
-        def count_call(kind, fn):
-            def counted(t, *a, **k):
-                self._hit(kind)
-                return fn(t, *a, **k)
-            return counted
-        def from_data(fn):
-            def counted(data, *a, **k):
-                if _holds_tensor(data): self._hit("tensor from tensors")
-                elif k.get("device") is not None and not isinstance(data, torch.Tensor): self._hit("copy")
-                return fn(data, *a, **k)
-            return counted
-        torch.Tensor.tolist = count_call("tolist", torch.Tensor.tolist)
-        torch.Tensor.numpy = count_call("numpy", torch.Tensor.numpy)
-        torch.tensor, torch.as_tensor = (from_data(f) for f in self._saved_torch)
+        torch.Tensor.tolist = _counting(self._hit, "tolist", torch.Tensor.tolist)
+        torch.Tensor.numpy = _counting(self._hit, "numpy", torch.Tensor.numpy)
+        torch.tensor, torch.as_tensor = (_counting_from_data(self._hit, f) for f in self._saved_torch)
         _ACTIVE[0] += 1
         return super().__enter__()
 

@@ -242,7 +242,7 @@ def test_explorer_in_jupyterlab(jupyterlab, browser):
         _wait_redraw(page, before, timeout=20_000)
     state = page.evaluate(_STATE)
     shots["paper"] = (state, _shoot(page, "mu_paper.png"))
-    # a low μ: the central regions shrink, the shift noise pushes true centres out, pairs are rejected
+    # a low μ: the central regions shrink, the shift noise pushes true centers out, pairs are rejected
     for i in range(len(mu)):
         before = page.evaluate(_STATE)
         _set_readout(page, i, LOW_MU)

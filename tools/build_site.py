@@ -10,7 +10,8 @@
   and their values, and what its Output widgets showed, figures included), so the μ explorer shows its drawing;
 - the results pages: every results/**/*.md rendered to HTML (tables, figures) and results/**/*.ipynb converted, the
   other files of results/ copied so that their links work;
-- an index page with the notebooks in reading order (title and summary of each) and the results pages;
+- an index page with the notebooks in reading order, under the four parts of tools/reading_path.py (title and
+  summary of each), and the results pages;
 - no network at build or view time: MathJax is served from `_site/mathjax/` (the jupyter-server-mathjax package), no
   require.js / widget / mermaid script from a CDN, figures are embedded in the pages.
 `_site/site.json` lists every page with the number of figures it must show (read by tests/test_browser.py).
@@ -24,6 +25,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nbexec import EXECUTED, ROOT, NotebookFailed, execute_notebook, is_fresh  # noqa: E402
+from reading_path import PARTS, part_of  # noqa: E402
 
 NBS, RESULTS = ROOT / "nbs", ROOT / "results"
 WIDGET_VIEW, WIDGET_STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
@@ -430,10 +432,22 @@ def inline_code(text):
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
+def _part_lists(notebooks):
+    "The index's notebook lists, one per part of the reading path (tools/reading_path.py), index.ipynb first."
+    item = lambda src, page, title, summary: (
+        f'<li><a href="{page}">{inline_code(title)}</a> <code>{src.stem}</code>'
+        + (f"<br><span class='summary'>{inline_code(summary)}</span>" if summary else "") + "</li>")
+    first = [item(*n) for n in notebooks if not re.match(r"\d+_", n[0].stem)]
+    out = [f"<ul>{''.join(first)}</ul>"] if first else []
+    for p, (title, _, _, what) in enumerate(PARTS):
+        rows = [item(*n) for n in notebooks if re.match(r"\d+_", n[0].stem) and part_of(n[0].stem) == p]
+        if rows: out.append(f"<h3>{html.escape(title)}</h3>\n<p>{html.escape(what[0].upper() + what[1:])}.</p>"
+                            f"\n<ol>\n" + "\n".join(rows) + "\n</ol>")
+    return "\n".join(out)
+
+
 def build_index(out, notebooks, results, manifest):
-    rows = "\n".join(f'<li><a href="{page}">{inline_code(title)}</a> <code>{src.stem}</code>'
-                     + (f"<br><span class='summary'>{inline_code(summary)}</span>" if summary else "") + "</li>"
-                     for src, page, title, summary in notebooks)
+    rows = _part_lists(notebooks)
     res = "\n".join(f'<li><a href="{page}">{html.escape(title)}</a> <code>{page.removesuffix(".html")}</code></li>'
                     for page, title in results)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
@@ -441,10 +455,9 @@ def build_index(out, notebooks, results, manifest):
     body = f"""<h1>centripetal</h1>
 {readme_intro()}
 <h2>The notebooks, in reading order</h2>
-<p>Each page is the notebook as executed: the paper's sentence and equation, the code, its figures and its tests.</p>
-<ol start="0">
+<p>Each page is the notebook as executed: the paper's sentence and equation, the code, its figures and its tests.
+Four parts: the paper, training and evaluating, reproducing the paper, and an appendix.</p>
 {rows}
-</ol>
 <h2>Results</h2>
 <ul>
 {res}

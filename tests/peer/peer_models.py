@@ -179,7 +179,7 @@ def sort_pairs(p):
 
 def plant_objects(maps: dict, stack: int, n_objects: int = 8, seed: int = 0) -> dict:
     """A copy of `maps` with `n_objects` random boxes planted in the last stack: at each box's top-left and bottom-right
-    cell the heat logit of its class is set to 4 and the centripetal shift to log(distance to the box centre), so that
+    cell the heat logit of its class is set to 4 and the centripetal shift to log(distance to the box center), so that
     the decoders have real pairs to keep; every other value stays the network's. Apply it to both sides' maps (same
     seed): the network maps are already equal, this gives the decoders something to agree on."""
     g = torch.Generator().manual_seed(seed)
