@@ -903,6 +903,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'centripetal.targets.draw_gaussians_static': ( 'targets.html#draw_gaussians_static',
                                                                                     'centripetal/targets.py'),
                                      'centripetal.targets.gaussian_radius': ('targets.html#gaussian_radius', 'centripetal/targets.py'),
+                                     'centripetal.targets.gaussian_windows': ('targets.html#gaussian_windows', 'centripetal/targets.py'),
                                      'centripetal.targets.perfect_outputs': ('targets.html#perfect_outputs', 'centripetal/targets.py'),
                                      'centripetal.targets.plot_targets': ('targets.html#plot_targets', 'centripetal/targets.py'),
                                      'centripetal.targets.radius_cap': ('targets.html#radius_cap', 'centripetal/targets.py'),
