@@ -69,7 +69,7 @@ def test_no_long_module():
     assert not long, f"modules over {MAX_MODULE} lines: {long}"
 
 
-def _package_aliases(tree, module):
+def _package_aliases(tree):
     "Names under which a module imports other modules of the package."
     out = set()
     for node in tree.body:
@@ -84,7 +84,7 @@ def test_no_rebinding():
     problems = []
     for p in MODULES:
         tree = ast.parse(p.read_text())
-        defs, bound = set(), {}
+        defs, bound = set(), set()
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 if node.name in defs or node.name in bound: problems.append(f"{p.name}: {node.name} defined twice")
@@ -94,8 +94,8 @@ def test_no_rebinding():
             for t in targets:
                 if isinstance(t, ast.Name):
                     if t.id in defs or t.id in bound: problems.append(f"{p.name}: {t.id} bound twice")
-                    bound[t.id] = True
-        aliases = _package_aliases(tree, p.stem)
+                    bound.add(t.id)
+        aliases = _package_aliases(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign):
                 for t in node.targets:
