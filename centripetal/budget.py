@@ -76,6 +76,8 @@ def train_budgets(profile, variant: str, seed: int, budgets, out, data_root=None
     drop = extra["reproduce"]["lr_drop"]
     root = Path(root) if root is not None else Path(out) / variant / f"seed{seed}"
     points = [branch_point(b, drop) for b in budgets]
+    n_images = len(json.loads(Path(train_cfg.path("train_ann")).read_text()).get("images", []))
+    spe = steps_per_epoch(n_images, train_cfg.batch_size)
     rows = []
     for b in budgets:
         last = last_dir is not None and b == budgets[-1]
@@ -86,8 +88,6 @@ def train_budgets(profile, variant: str, seed: int, budgets, out, data_root=None
         snap = _extend_trunk(model_cfg, trunk_cfg, branch_point(b, drop), progress)
         t0 = time.perf_counter()
         res = train(model_cfg, branch_cfg, resume=snap, progress=progress)
-        n_train = json.loads(Path(train_cfg.path("train_ann")).read_text()).get("images", [])
-        spe = steps_per_epoch(len(n_train), train_cfg.batch_size)
         summary = dict(profile=Path(find_profile(profile)).name, variant=variant, seed=seed, budget=b,
                        branch_at=branch_point(b, drop), lr_drop=drop, steps=res["steps"], epochs=round(b / spe, 3),
                        branch_wall_s=round(time.perf_counter() - t0, 1),
