@@ -5,8 +5,8 @@ smallest budget at which they have stopped moving."""
 
 # %% auto #0
 __all__ = ['log', 'branch_point', 'budget_configs', 'train_budgets', 'budget_row', 'load_pilot', 'pilot_curve', 'choose_budget',
-           'seeds_plan', 'pilot_noise', 'plot_pilot', 'write_pilot_report', 'pilot_markdown', 'budget_metrics',
-           'write_budget_claims', 'pilot_settings', 'budget_parser', 'main_budget']
+           'project_budget', 'seeds_plan', 'pilot_noise', 'plot_pilot', 'write_pilot_report', 'pilot_markdown',
+           'budget_metrics', 'write_budget_claims', 'pilot_settings', 'budget_parser', 'main_budget']
 
 # %% ../nbs/29_budget.ipynb #cb04e4da
 import argparse, json, logging, math, shutil, time
@@ -161,6 +161,23 @@ def choose_budget(curve, ratio: float = 1.5, gain: float = 1.0, move: float = 0.
     ok = [r["S"] for r in rows if r["converged"]]
     return dict(S=min(ok) if ok else None, rows=rows, ratio=ratio, gain=gain, move=move)
 
+# %% ../nbs/29_budget.ipynb #b8a5bd4b
+def project_budget(curve, col: str = "mean_a", start: int = 800, ratio: float = 1.5, gain: float = 1.0) -> dict:
+    """Fit AP(S) = A - B·S^-c to `curve[col]` over the budgets >= `start` and return {'A', 'B', 'c', 'rms' (AP),
+    'n' (budgets fitted), 'S' (the budget from which ratio·S adds < `gain` AP; None when the fit does not saturate)}."""
+    c = curve[(curve.budget >= start) & curve[col].notna()]
+    s, y = c.budget.to_numpy(float), c[col].to_numpy(float)
+    if len(s) < 4: return dict(A=math.nan, B=math.nan, c=math.nan, rms=math.nan, n=len(s), S=None)
+    best = None
+    for k in np.linspace(0.02, 3.0, 1491):
+        X = np.stack([np.ones_like(s), -s ** -k], 1)
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        rss = float(((X @ coef - y) ** 2).sum())
+        if best is None or rss < best[0]: best = (rss, float(k), *map(float, coef))
+    rss, k, A, B = best
+    S = (B * (1 - ratio ** -k) / gain) ** (1 / k) if B > 0 else None
+    return dict(A=A, B=B, c=k, rms=math.sqrt(rss / len(s)), n=len(s), S=None if S is None else int(round(S)))
+
 # %% ../nbs/29_budget.ipynb #14d9a36a
 def seeds_plan(sd: float, seeds=range(2, 11), variants: int = 10, claims: int = 9, alpha: float = 0.05) -> list:
     "Per number of seeds n: the pooled model's df and a claim's MDE (80 % power, level alpha / claims) at residual sd."
@@ -212,6 +229,17 @@ def write_pilot_report(root, profile="cpu-converged", figure: bool = True) -> st
     return md
 
 # %% ../nbs/29_budget.ipynb #a57ea06b
+def _projection_lines(curve, choice: dict) -> list:
+    "The report's paragraph on where the full model's curve points when no candidate converged (`project_budget`)."
+    pr = project_budget(curve, ratio=choice["ratio"], gain=choice["gain"])
+    if pr["S"] is None: return []
+    top = curve[curve.n_pairs == curve.n_pairs.max()].tail(4)
+    return [f"**Where the curve points** (an extrapolation, not a measurement): AP = A − B·S^−c fitted to the full "
+            f"model's means at the {pr['n']} budgets from 800 steps (A = {pr['A']:.1f}, c = {pr['c']:.2f}, rms "
+            f"residual {pr['rms']:.2f} AP) adds less than {choice['gain']:g} AP per ×{choice['ratio']:g} from "
+            f"S ≈ {pr['S']:,} steps on. Over its last {len(top)} budgets ({top.budget.iloc[0]}–{top.budget.iloc[-1]}) "
+            f"the difference full − ae1d stays within {top['diff'].min():+.1f} to {top['diff'].max():+.1f} AP.", ""]
+
 def pilot_markdown(df, curve, choice: dict, profile) -> str:
     "The pilot's report in Markdown (see `write_pilot_report`)."
     seeds = {v: sorted(int(s) for s in g.seed.unique()) for v, g in df.groupby("variant")}
@@ -237,13 +265,18 @@ def pilot_markdown(df, curve, choice: dict, profile) -> str:
     S = choice["S"]
     L += ["", f"**Chosen: S = {S} steps.**" if S else "**No candidate has converged yet**: the pilot needs larger "
           "budgets (extend it with `centripetal budget --budgets ...`; the trunks continue where they stopped).", ""]
-    if S:
-        at = pilot_noise(df, [S]); up = pilot_noise(df, [b for b in curve.budget if b >= S])
-        L += [f"**Noise at S.** Residual sd of AP ~ variant + seed at S: {at['sd']:.2f} AP ({at['df']} df); pooled "
-              f"over the budgets from S up: {up['sd']:.2f} AP ({up['df']} df). With that sd, a claim's MDE (80 % power, "
+    if not S: L += _projection_lines(curve, choice)
+    done = list(curve[curve.n_pairs == curve.n_pairs.max()].budget)
+    ref = S or (done[-1] if done else None)             # no S yet: the noise at the largest budget, for the plan
+    at = up = dict(sd=math.nan)
+    if ref:
+        at = pilot_noise(df, [ref]); up = pilot_noise(df, [b for b in curve.budget if b >= ref] if S else done[-4:])
+    if not (math.isnan(at["sd"]) and math.isnan(up["sd"])):           # one seed per variant: no noise to plan with
+        name, over = ("S", "the budgets from S up") if S else (f"{ref} steps", f"the last {len(done[-4:])} budgets")
+        L += [f"**Noise at {name}.** Residual sd of AP ~ variant + seed at {name}: {at['sd']:.2f} AP ({at['df']} df); "
+              f"pooled over {over}: {up['sd']:.2f} AP ({up['df']} df). With that sd, a claim's MDE (80 % power, "
               "Holm-Bonferroni level 0.05/9, ten variants):", ""]
-        sd = max(x for x in (at["sd"], up["sd"]) if not math.isnan(x)) if not (
-            math.isnan(at["sd"]) and math.isnan(up["sd"])) else math.nan
+        sd = max(x for x in (at["sd"], up["sd"]) if not math.isnan(x))
         L += [pipe_table(["seeds n", "df", "MDE (AP)"], [[r["n"], r["df"], f"{r['mde']:.2f}"] for r in seeds_plan(sd)],
                          "rrr"), "", f"(The larger of the two sds, {sd:.2f} AP, is used.)"]
     return "\n".join(L) + "\n"
