@@ -231,11 +231,12 @@ def write_pilot_report(root, profile="cpu-converged", figure: bool = True) -> st
 # %% ../nbs/29_budget.ipynb #a57ea06b
 def _projection_lines(curve, choice: dict) -> list:
     "The report's paragraph on where the full model's curve points when no candidate converged (`project_budget`)."
-    pr = project_budget(curve, ratio=choice["ratio"], gain=choice["gain"])
+    every = curve[curve.n_pairs == curve.n_pairs.max()]        # budgets every pilot seed has reached, as the rule
+    pr = project_budget(every, ratio=choice["ratio"], gain=choice["gain"])
     if pr["S"] is None: return []
-    top = curve[curve.n_pairs == curve.n_pairs.max()].tail(4)
+    top = every.tail(4)
     return [f"**Where the curve points** (an extrapolation, not a measurement): AP = A − B·S^−c fitted to the full "
-            f"model's means at the {pr['n']} budgets from 800 steps (A = {pr['A']:.1f}, c = {pr['c']:.2f}, rms "
+            f"model's means at the {pr['n']} budgets from 800 steps that every seed reached (A = {pr['A']:.1f}, c = {pr['c']:.2f}, rms "
             f"residual {pr['rms']:.2f} AP) adds less than {choice['gain']:g} AP per ×{choice['ratio']:g} from "
             f"S ≈ {pr['S']:,} steps on. Over its last {len(top)} budgets ({top.budget.iloc[0]}–{top.budget.iloc[-1]}) "
             f"the difference full − ae1d stays within {top['diff'].min():+.1f} to {top['diff'].max():+.1f} AP.", ""]
