@@ -13,7 +13,7 @@ EXPECTED = {
     "train": {"input_size": (160, 96), "data_root": ("data/shapes", "data/shapes128"),
               "out_dir": ("runs/cpu-converged", "runs/cpu-small")},
     "extra": {"shapes", "profile_path", "description", "budget_reading", "reproduce_timing_from", "reproduce_steps",
-              "pilot", "name"},
+              "pilot", "name", "reproduce_budgets"},
 }
 
 
