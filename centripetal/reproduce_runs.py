@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['log', 'SCHEDULE_FIELDS', 'schedule_over', 'train_command', 'trained_step', 'run_threads', 'torch_threads',
-           'train_variant', 'evaluate_variant', 'experiments_dir', 'execute_notebook', 'same_run', 'same_settings',
-           'copy_same_runs', 'run_side_by_side']
+           'trunk_from_pilot', 'train_variant', 'evaluate_variant', 'experiments_dir', 'execute_notebook', 'same_run',
+           'same_settings', 'copy_same_runs', 'run_side_by_side']
 
 # %% ../nbs/22_runs.ipynb #3a9d7aef
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -117,6 +117,36 @@ def _train_under_torchrun(profile, extra, train_cfg, run_dir, data_root, gpus, r
     return dict(checkpoint=str(Path(run_dir) / "last.pt"), steps=int(load_checkpoint(Path(run_dir) / "last.pt")["step"]),
                 command=cmd)
 
+def _link_or_copy(src, dst):
+    "A hard link where the file system allows it (checkpoints are large and never modified in place), else a copy."
+    try: os.link(src, dst)
+    except OSError: shutil.copy2(src, dst)
+
+def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, run_dir, budgets) -> str:
+    """Start a sweep run from the budget pilot's trunk of the same variant and seed (`29_budget`: results/<profile>/
+    pilot/<variant>/seed<k>/, beside this run's runs/ folder), with the pilot's evaluated branches among `budgets`.
+    The pilot trains the same profile, and a branch depends on its own budget only (tested in `29_budget`), so the
+    run is the same step for step and trains only what the pilot lacks. Done only when the run has no trunk yet, the
+    trunk's model settings are the run's, and every piece of the trunk and of those branches was trained with this
+    sweep's machine settings (`same_settings`: threads, precision, arithmetic, torch, processor); else None and the run
+    trains from scratch. Returns the pilot folder used (recorded in train.json as `trunk_from`)."""
+    run_dir = Path(run_dir)
+    src = run_dir.parents[2] / "pilot" / variant / f"seed{seed}"
+    if (run_dir / "trunk").exists() or not (src / "trunk" / "last.pt").is_file(): return None
+    if config_diff(load_checkpoint(src / "trunk" / "last.pt")["model_cfg"], config_to_dict(model_cfg)):
+        log.warning("%s: the pilot's trunk has other model settings: training from scratch", src); return None
+    pieces = json.loads((src / "trunk" / "train.json").read_text()).get("pieces", [])
+    branches = [src / f"budget{b}" for b in budgets if (src / f"budget{b}" / "metrics.json").is_file()]
+    records = [p.get("machine") for p in pieces] + [json.loads((b / "train.json").read_text()).get("machine")
+                                                    for b in branches]
+    if not pieces or not all(same_settings(r, extra, variant, profile) for r in records):
+        log.warning("%s: the pilot trained with other machine settings than this sweep: training from scratch", src)
+        return None
+    for d in [src / "trunk", *branches]:
+        shutil.copytree(d, run_dir / d.name, copy_function=_link_or_copy)
+    log.info("%s seed %d: trunk%s from %s", variant, seed, f" and budgets {[b.name for b in branches]}" * bool(branches), src)
+    return "/".join(src.parts[-4:])
+
 def _train_here(profile, variant, extra, model_cfg, train_cfg, run_dir, data_root, progress) -> dict:
     """Train one run in this process with the sweep's thread count; through one trunk and its earlier budgets
     (`29_budget`) when the profile has `reproduce_budgets`, so the claims at 400, 800, ... come from the same runs."""
@@ -125,10 +155,11 @@ def _train_here(profile, variant, extra, model_cfg, train_cfg, run_dir, data_roo
     with torch_threads(run_threads(extra, variant)):
         if budgets:
             from centripetal.budget import train_budgets
+            seeded = trunk_from_pilot(profile, variant, extra, model_cfg, train_cfg.seed, run_dir, budgets)
             rows = train_budgets(profile, variant, train_cfg.seed, budgets + [train_cfg.max_steps], None, data_root,
                                  progress=progress, root=run_dir, last_dir=run_dir)
             return dict(checkpoint=str(Path(run_dir) / "last.pt"), steps=rows[-1]["steps"], command=None,
-                        budgets=budgets)
+                        budgets=budgets, **({"trunk_from": seeded} if seeded else {}))
         from centripetal.train import train
         res = train(model_cfg, train_cfg, progress=progress)
     return dict(checkpoint=res["checkpoint"], steps=res["steps"], images_per_s=res["images_per_s"], command=None)
