@@ -65,6 +65,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'centripetal.adaption.sample_bilinear': ('adaption.html#sample_bilinear', 'centripetal/adaption.py'),
                                       'centripetal.adaption.sampling_points': ('adaption.html#sampling_points', 'centripetal/adaption.py')},
             'centripetal.budget': { 'centripetal.budget._budget_done': ('budget.html#_budget_done', 'centripetal/budget.py'),
+                                    'centripetal.budget._complete': ('budget.html#_complete', 'centripetal/budget.py'),
                                     'centripetal.budget._extend_trunk': ('budget.html#_extend_trunk', 'centripetal/budget.py'),
                                     'centripetal.budget._projection_lines': ('budget.html#_projection_lines', 'centripetal/budget.py'),
                                     'centripetal.budget.branch_point': ('budget.html#branch_point', 'centripetal/budget.py'),

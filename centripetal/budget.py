@@ -229,9 +229,13 @@ def write_pilot_report(root, profile="cpu-converged", figure: bool = True) -> st
     return md
 
 # %% ../nbs/29_budget.ipynb #a57ea06b
+def _complete(curve):
+    "The curve's budgets that every pilot seed has reached (those the rule and the projection use)."
+    return curve[curve.n_pairs == curve.n_pairs.max()]
+
 def _projection_lines(curve, choice: dict) -> list:
     "The report's paragraph on where the full model's curve points when no candidate converged (`project_budget`)."
-    every = curve[curve.n_pairs == curve.n_pairs.max()]        # budgets every pilot seed has reached, as the rule
+    every = _complete(curve)
     pr = project_budget(every, ratio=choice["ratio"], gain=choice["gain"])
     if pr["S"] is None: return []
     top = every.tail(4)
@@ -267,7 +271,7 @@ def pilot_markdown(df, curve, choice: dict, profile) -> str:
     L += ["", f"**Chosen: S = {S} steps.**" if S else "**No candidate has converged yet**: the pilot needs larger "
           "budgets (extend it with `centripetal budget --budgets ...`; the trunks continue where they stopped).", ""]
     if not S: L += _projection_lines(curve, choice)
-    done = list(curve[curve.n_pairs == curve.n_pairs.max()].budget)
+    done = list(_complete(curve).budget)
     ref = S or (done[-1] if done else None)             # no S yet: the noise at the largest budget, for the plan
     at = up = dict(sd=math.nan)
     if ref:
