@@ -118,9 +118,12 @@ def _train_under_torchrun(profile, extra, train_cfg, run_dir, data_root, gpus, r
                 command=cmd)
 
 def _link_or_copy(src, dst):
-    "A hard link where the file system allows it (checkpoints are large and never modified in place), else a copy."
-    try: os.link(src, dst)
-    except OSError: shutil.copy2(src, dst)
+    """A checkpoint as a hard link where the file system allows it (large, and only ever replaced whole, never written
+    in place); any other file (a log that training appends to) as a copy."""
+    if str(src).endswith(".pt"):
+        try: return os.link(src, dst)
+        except OSError: pass
+    shutil.copy2(src, dst)
 
 def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, run_dir, budgets) -> str:
     """Start a sweep run from the budget pilot's trunk of the same variant and seed (`29_budget`: results/<profile>/
