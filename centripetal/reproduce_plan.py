@@ -45,10 +45,13 @@ def results_name(extra: dict, protocol: str = None, steps: int = None) -> str:
 
 def rel_path(p) -> Path:
     """`p` relative to the working directory when it lies under it (so that committed results name no machine's
-    folders), else absolute."""
+    folders), else absolute. Under it as written first (a `results/` that is a link to a larger disk stays
+    `results/...`), then once links are resolved."""
     p = Path(p).expanduser()
-    try: return p.resolve().relative_to(Path.cwd().resolve())
-    except ValueError: return p.resolve()
+    for path, cwd in ((Path(os.path.abspath(p)), Path(os.path.abspath(Path.cwd()))), (p.resolve(), Path.cwd().resolve())):
+        try: return path.relative_to(cwd)
+        except ValueError: pass
+    return p.resolve()
 
 def load_train_jsons(runs_dir) -> dict:
     "{run: {seed: train.json dict}} of the seed folders of `runs_dir`."
