@@ -4,6 +4,8 @@ A results file that says `/home/someone/project/results/...` tells a reader noth
 on another machine; `centripetal reproduce` writes paths relative to the working directory (`reproduce.rel_path`).
 """
 import re
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +27,32 @@ def test_no_absolute_paths_in_results():
 def test_the_check_catches_one(tmp_path):
     sample = '{"checkpoint": "/home/me/repo/results/cpu/runs/full/seed0/last.pt", "ok": "results/cpu/x"}'
     assert [m.group(1) for m in ABSOLUTE.finditer(sample)] == ["/home/me/repo/results/cpu/runs/full/seed0/last.pt"]
+
+
+def _committed_profiles():
+    "Result folders whose tables are committed (each rebuilt from its committed run files below)."
+    return sorted(p.parents[1].name for p in (ROOT / "results").glob("*/tables/claims.csv"))
+
+
+@pytest.mark.parametrize("profile", _committed_profiles())
+def test_tables_only_rebuilds_the_committed_tables_byte_for_byte(profile, tmp_path, monkeypatch):
+    """`centripetal reproduce --tables-only` on a copy of the committed results (run files only: no tables, runs.md
+    or runs.csv) writes every committed table, claims file and runs.md again, byte for byte."""
+    import shutil
+    import subprocess
+    from centripetal.reproduce import main_reproduce
+    src = ROOT / "results" / profile
+    tracked = subprocess.run(["git", "ls-files", "tables", "runs.md", "runs.csv"], cwd=src, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tracked, f"results/{profile} has no committed tables"
+    files = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for f in files:                           # every profile's committed files: a table may read another (early_from)
+        rel = Path(f).relative_to("results")
+        if rel.parts[0] == profile and rel.parts[1] in ("tables", "figures", "notebooks", "runs.md", "runs.csv"): continue
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / f, tmp_path / rel)
+    monkeypatch.chdir(ROOT)
+    assert main_reproduce(["--profile", profile, "--out", str(tmp_path), "--tables-only"]) == 0
+    differ = [f for f in tracked if (tmp_path / profile / f).read_bytes() != (src / f).read_bytes()]
+    assert not differ, f"--tables-only wrote other bytes than the committed results/{profile}: {differ}"
