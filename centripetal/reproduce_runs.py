@@ -117,6 +117,8 @@ def _train_under_torchrun(profile, extra, train_cfg, run_dir, data_root, gpus, r
     return dict(checkpoint=str(Path(run_dir) / "last.pt"), steps=int(load_checkpoint(Path(run_dir) / "last.pt")["step"]),
                 command=cmd)
 
+
+# %% ../nbs/22_runs.ipynb #843d1ef7
 def _link_or_copy(src, dst):
     """A checkpoint as a hard link where the file system allows it (large, and only ever replaced whole, never written
     in place); any other file (a log that training appends to) as a copy."""
@@ -150,6 +152,8 @@ def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, r
     log.info("%s seed %d: trunk%s from %s", variant, seed, f" and budgets {[b.name for b in branches]}" * bool(branches), src)
     return "/".join(src.parts[-4:])
 
+
+# %% ../nbs/22_runs.ipynb #db4ffd3c
 def _train_here(profile, variant, extra, model_cfg, train_cfg, run_dir, data_root, progress) -> dict:
     """Train one run in this process with the sweep's thread count; through one trunk and its earlier budgets
     (`29_budget`) when the profile has `reproduce_budgets`, so the claims at 400, 800, ... come from the same runs."""
