@@ -670,6 +670,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'centripetal/reproduce_collect.py'),
                                                'centripetal.reproduce_collect._rule_means': ( 'collect.html#_rule_means',
                                                                                               'centripetal/reproduce_collect.py'),
+                                               'centripetal.reproduce_collect.early_caption': ( 'collect.html#early_caption',
+                                                                                                'centripetal/reproduce_collect.py'),
                                                'centripetal.reproduce_collect.early_verdicts': ( 'collect.html#early_verdicts',
                                                                                                  'centripetal/reproduce_collect.py'),
                                                'centripetal.reproduce_collect.full_decode_rules': ( 'collect.html#full_decode_rules',
