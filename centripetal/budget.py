@@ -295,9 +295,11 @@ def budget_metrics(runs_dir, budget: int) -> dict:
         out.setdefault(seed_dir.parent.name, {})[int(seed_dir.name[4:])] = json.loads(m.read_text())
     return out
 
-def write_budget_claims(runs_dir, tables_dir, budgets, final_df=None, note: str = "", **claims_kw) -> dict:
+def write_budget_claims(runs_dir, tables_dir, budgets, final_df=None, note: str = "", final_steps: int = None,
+                        **claims_kw) -> dict:
     """tables_dir/claims_<B>.{csv,md} for every budget B in `budgets` with runs, and claims_by_budget.{csv,md}: per
-    claim, our difference and verdict at each budget (and at the final one, `final_df`, the sweep's claims table).
+    claim, our difference and verdict at each budget (and at the final one, `final_df`, the sweep's claims table, of
+    `final_steps` steps).
     `claims_kw` go to `claims_table` (margin, records, control). Returns {name: path of the Markdown}."""
     import pandas as pd
     from centripetal.claims import claims_table, write_claims, _signed
@@ -316,7 +318,8 @@ def write_budget_claims(runs_dir, tables_dir, budgets, final_df=None, note: str 
                              for k, d in cols.items()}) for i, c in enumerate(first.claim)]
     t = pd.DataFrame(rows)
     t.to_csv(Path(tables_dir) / "claims_by_budget.csv", index=False, lineterminator="\n")
-    head = ["claim", *[f"{k} steps" if k != "final" else "final budget" for k in cols]]
+    final = f"{final_steps} steps (the sweep's)" if final_steps else "final budget"
+    head = ["claim", *[f"{k} steps" if k != "final" else final for k in cols]]
     md = ["**Claims by budget.** Our Δ (verdict, seeds) of each claim at every budget of the same runs (trunk + "
           "branch, 29_budget): how a verdict would move with the training budget. " + note, "",
           pipe_table(head, [r.values() for r in rows])]

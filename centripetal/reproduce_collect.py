@@ -139,7 +139,7 @@ def write_all_tables(profile, results, data_root=None, device="auto", force=Fals
         from centripetal.budget import write_budget_claims
         kw = dict(margin=float(extra.get("equivalence_margin", 1.0)), records=records, control=control)
         for k, p in write_budget_claims(paths["runs"], paths["tables"], extra["reproduce_budgets"], df, note,
-                                        **kw).items(): out[k] = Path(p).read_text()
+                                        final_steps=settings["steps"], **kw).items(): out[k] = Path(p).read_text()
     dec = claims_table(per_seed, DECODING_CLAIMS, correct=False, records=records)
     write_claims(dec, paths["tables"], note=note, name="decoding")
     out["decoding"] = (paths["tables"] / "decoding.md").read_text()
