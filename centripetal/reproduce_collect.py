@@ -195,9 +195,8 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
         lines += [f"- {p['started_utc']}: {_hm(p['wall_s'])} ({p['wall_s']:.0f} s), {len(p['trained'])} run(s) "
                   f"({', '.join(p['trained'])}); {p['machine']}, load average {p['load_avg_1min']} at the start"
                   for p in pieces] + [""]
-    else: lines += ["No command wall time recorded (the runs were trained by `centripetal reproduce --runs-only` pieces, "
-                    "which build no tables and keep no log of their own, or made elsewhere): each run's training and "
-                    "evaluation seconds are in the table.", ""]
+    else: lines += ["No command wall time recorded (runs trained by `centripetal reproduce --runs-only` pieces, or made "
+                    "elsewhere): each run's training and evaluation seconds are in the table.", ""]
     copied = {}
     for run, seeds in trains.items():
         for seed, t in seeds.items():
