@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['log', 'SCHEDULE_FIELDS', 'schedule_over', 'train_command', 'trained_step', 'run_threads', 'torch_threads',
-           'trunk_from_pilot', 'train_variant', 'evaluate_variant', 'experiments_dir', 'execute_notebook', 'same_run',
-           'same_settings', 'copy_same_runs', 'run_side_by_side']
+           'run_cpu_types', 'trunk_from_pilot', 'train_variant', 'evaluate_variant', 'experiments_dir',
+           'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'run_side_by_side']
 
 # %% ../nbs/22_runs.ipynb #3a9d7aef
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -127,6 +127,14 @@ def _link_or_copy(src, dst):
         except OSError: pass
     shutil.copy2(src, dst)
 
+def run_cpu_types(run_dir) -> set:
+    "The processors (`cpu_type`) that trained a run through one trunk: its trunk's pieces and its branches (29_budget)."
+    run_dir, recs = Path(run_dir), []
+    if (run_dir / "trunk" / "train.json").is_file():
+        recs += [p.get("machine") for p in json.loads((run_dir / "trunk" / "train.json").read_text()).get("pieces", [])]
+    recs += [json.loads(f.read_text()).get("machine") for f in sorted(run_dir.glob("budget*/train.json"))]
+    return {r["cpu_type"] for r in recs if r and r.get("cpu_type")}
+
 def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, run_dir, budgets) -> str:
     """Start a sweep run from the budget pilot's trunk of the same variant and seed (`29_budget`: results/<profile>/
     pilot/<variant>/seed<k>/, beside this run's runs/ folder), with the pilot's evaluated branches among `budgets`.
@@ -144,8 +152,11 @@ def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, r
     branches = [src / f"budget{b}" for b in budgets if (src / f"budget{b}" / "metrics.json").is_file()]
     records = [p.get("machine") for p in pieces] + [json.loads((b / "train.json").read_text()).get("machine")
                                                     for b in branches]
-    if not pieces or not all(same_settings(r, extra, variant, profile) for r in records):
-        log.warning("%s: the pilot trained with other machine settings than this sweep: training from scratch", src)
+    here = machine_settings()["cpu_type"]            # the sweep's settings leave the processor out; a run may not
+    if not pieces or not all(same_settings(r, extra, variant, profile) and (r or {}).get("cpu_type") == here
+                             for r in records):
+        log.warning("%s: the pilot trained with other machine settings or on another processor than this run: "
+                    "training from scratch", src)
         return None
     for d in [src / "trunk", *branches]:
         shutil.copytree(d, run_dir / d.name, copy_function=_link_or_copy)
@@ -197,6 +208,9 @@ def train_variant(
     with torch_threads(run_threads(extra, variant)):          # the settings the run trained with (93_machine)
         summary["machine"] = machine_settings(train_cfg.amp, train_cfg.amp_dtype, train_cfg.device
                                               if train_cfg.device != "auto" else None)
+    cpus = run_cpu_types(run_dir) | {summary["machine"]["cpu_type"]}
+    if len(cpus) > 1:          # a trunk resumed on another processor: recorded so, no claim pairs this run with another
+        summary["machine"]["cpu_type"] = "mixed: " + " | ".join(sorted(cpus))
     summary.update(
         wall_s=time.perf_counter() - t0, gpus=gpus, variant=variant, profile=str(rel_path(find_profile(profile))),
         reused=False, seed=train_cfg.seed, protocol=extra["reproduce"]["protocol"], planned_steps=planned,
