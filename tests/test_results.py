@@ -15,9 +15,16 @@ ABSOLUTE = re.compile(r'(?:"|\(|`|^|,)(/(?:home|root|work|tmp|Users|mnt|opt|var|
                       re.M)
 
 
+def _tracked(folder: str) -> list:
+    "The files git tracks under `folder` (what a clone holds; a run in progress leaves others beside them)."
+    import subprocess
+    out = subprocess.run(["git", "ls-files", folder], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / f for f in out.split()]
+
+
 def test_no_absolute_paths_in_results():
     bad = []
-    for p in sorted((ROOT / "results").rglob("*")):
+    for p in sorted(_tracked("results")):
         if p.suffix not in TEXT or not p.is_file(): continue
         for m in ABSOLUTE.finditer(p.read_text(encoding="utf-8", errors="replace")):
             bad.append(f"{p.relative_to(ROOT)}: {m.group(1)[:80]}")
@@ -45,13 +52,11 @@ def test_tables_only_rebuilds_the_committed_tables_byte_for_byte(profile, tmp_pa
     tracked = subprocess.run(["git", "ls-files", "tables", "runs.md", "runs.csv"], cwd=src, capture_output=True,
                              text=True, check=True).stdout.split()
     assert tracked, f"results/{profile} has no committed tables"
-    files = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
-    for f in files:                           # every profile's committed files: a table may read another (early_from)
-        rel = Path(f).relative_to("results")
+    for f in _tracked("results"):             # every profile's committed files: a table may read another (early_from)
+        rel = f.relative_to(ROOT / "results")
         if rel.parts[0] == profile and rel.parts[1] in ("tables", "figures", "notebooks", "runs.md", "runs.csv"): continue
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / f, tmp_path / rel)
+        shutil.copyfile(f, tmp_path / rel)
     monkeypatch.chdir(ROOT)
     assert main_reproduce(["--profile", profile, "--out", str(tmp_path), "--tables-only"]) == 0
     differ = [f for f in tracked if (tmp_path / profile / f).read_bytes() != (src / f).read_bytes()]
