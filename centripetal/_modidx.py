@@ -711,6 +711,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'centripetal/reproduce_plan.py')},
             'centripetal.reproduce_runs': { 'centripetal.reproduce_runs._link_or_copy': ( 'runs.html#_link_or_copy',
                                                                                           'centripetal/reproduce_runs.py'),
+                                            'centripetal.reproduce_runs._machine_records': ( 'runs.html#_machine_records',
+                                                                                             'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs._status_line': ( 'runs.html#_status_line',
                                                                                          'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs._torchrun': ( 'runs.html#_torchrun',

@@ -127,13 +127,18 @@ def _link_or_copy(src, dst):
         except OSError: pass
     shutil.copy2(src, dst)
 
+def _machine_records(trunk_dir, branch_dirs) -> tuple:
+    "(machine records of the trunk's pieces, of the branch folders' train.json): how a one-trunk run was trained."
+    rec = Path(trunk_dir) / "train.json"
+    pieces = json.loads(rec.read_text()).get("pieces", []) if rec.is_file() else []
+    return ([p.get("machine") for p in pieces],
+            [json.loads((Path(b) / "train.json").read_text()).get("machine") for b in branch_dirs])
+
 def run_cpu_types(run_dir) -> set:
     "The processors (`cpu_type`) that trained a run through one trunk: its trunk's pieces and its branches (29_budget)."
-    run_dir, recs = Path(run_dir), []
-    if (run_dir / "trunk" / "train.json").is_file():
-        recs += [p.get("machine") for p in json.loads((run_dir / "trunk" / "train.json").read_text()).get("pieces", [])]
-    recs += [json.loads(f.read_text()).get("machine") for f in sorted(run_dir.glob("budget*/train.json"))]
-    return {r["cpu_type"] for r in recs if r and r.get("cpu_type")}
+    run_dir = Path(run_dir)
+    trunk, branches = _machine_records(run_dir / "trunk", sorted(f.parent for f in run_dir.glob("budget*/train.json")))
+    return {r["cpu_type"] for r in trunk + branches if r and r.get("cpu_type")}
 
 def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, run_dir, budgets) -> str:
     """Start a sweep run from the budget pilot's trunk of the same variant and seed (`29_budget`: results/<profile>/
@@ -148,10 +153,9 @@ def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, r
     if (run_dir / "trunk").exists() or not (src / "trunk" / "last.pt").is_file(): return None
     if config_diff(load_checkpoint(src / "trunk" / "last.pt")["model_cfg"], config_to_dict(model_cfg)):
         log.warning("%s: the pilot's trunk has other model settings: training from scratch", src); return None
-    pieces = json.loads((src / "trunk" / "train.json").read_text()).get("pieces", [])
     branches = [src / f"budget{b}" for b in budgets if (src / f"budget{b}" / "metrics.json").is_file()]
-    records = [p.get("machine") for p in pieces] + [json.loads((b / "train.json").read_text()).get("machine")
-                                                    for b in branches]
+    pieces, records = _machine_records(src / "trunk", branches)
+    records = pieces + records
     here = machine_settings()["cpu_type"]            # the sweep's settings leave the processor out; a run may not
     if not pieces or not all(same_settings(r, extra, variant, profile) and (r or {}).get("cpu_type") == here
                              for r in records):
