@@ -91,7 +91,8 @@ def train_budgets(profile, variant: str, seed: int, budgets, out, data_root=None
         summary = dict(profile=Path(find_profile(profile)).name, variant=variant, seed=seed, budget=b,
                        branch_at=branch_point(b, drop), lr_drop=drop, steps=res["steps"], epochs=round(b / spe, 3),
                        branch_wall_s=round(time.perf_counter() - t0, 1),
-                       machine=machine_settings(branch_cfg.amp, branch_cfg.amp_dtype))
+                       machine=machine_settings(branch_cfg.amp, branch_cfg.amp_dtype),
+                       provenance=res.get("provenance", []))        # every process that trained the weights (13_train)
         (bdir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
         if evaluate_b:
             evaluate_variant(profile, variant, bdir, data_root=data_root)

@@ -93,6 +93,21 @@ def _run_side_by_side(ctx: dict, side: list) -> dict:
                       cell=None, notebook=st["log"])
     return out
 
+def _decode_rules_error(ctx: dict, run_dir: Path):
+    "None once run_dir/decode_rules.json is computed (or reused), else the error, as a failed notebook reports it."
+    from centripetal.decode_study import decode_rules_cached
+    try:
+        decode_rules_cached(run_dir, ctx["path"], ctx["data"], force=ctx["force"], device=ctx["device"])
+    except Exception as e:                      # reported with the run; the run's own files stay as they are
+        return dict(notebook=str(run_dir / "decode_rules.json"), cell=None, error=f"{type(e).__name__}: {e}")
+
+def _decode_rules_of_full(ctx: dict, summary: dict, trained: list):
+    """The decode rules (decode_rules.json) of every `full` run this call trained, computed right after its evaluation,
+    so that a `--runs-only` piece leaves every file `--tables-only` reads of it."""
+    for key in (k for k in trained if k.split("/seed")[0] == FULL):
+        run_dir = seed_dir(ctx["paths"]["runs"], FULL, int(key.split("/seed")[1]))
+        _run_step(summary, f"decode rules {key}", lambda: _decode_rules_error(ctx, run_dir))
+
 def _finish(ctx: dict, summary: dict, trained: list, est: dict):
     "The tables and figures notebooks, the piece's wall time in reproduce.json, and runs.md."
     paths, s = ctx["paths"], ctx["settings"]
@@ -184,6 +199,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
     for key, st in (_run_side_by_side(c, side) if side else {}).items():
         summary["runs"][key] = st
         (summary["failed"] if st["status"] == "failed" else trained).append(key)
+    if runs_only: _decode_rules_of_full(c, summary, trained)      # what `--tables-only` reads of a `full` run
     if dry_run or runs_only: return summary
     _finish(c, summary, trained, est)
     return summary

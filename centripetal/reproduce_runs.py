@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['log', 'SCHEDULE_FIELDS', 'schedule_over', 'train_command', 'trained_step', 'run_threads', 'torch_threads',
-           'run_cpu_types', 'trunk_from_pilot', 'train_variant', 'evaluate_variant', 'experiments_dir',
-           'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'run_side_by_side']
+           'checkpoint_provenance', 'run_cpu_types', 'trunk_from_pilot', 'train_variant', 'evaluate_variant',
+           'experiments_dir', 'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'run_side_by_side']
 
 # %% ../nbs/22_runs.ipynb #3a9d7aef
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -127,18 +127,27 @@ def _link_or_copy(src, dst):
         except OSError: pass
     shutil.copy2(src, dst)
 
+def checkpoint_provenance(ckpt) -> list:
+    "The `provenance` of checkpoint `ckpt` (13_train: every process that trained its weights); [] when it has none."
+    ckpt = Path(ckpt)
+    return list(load_checkpoint(ckpt).get("provenance") or []) if ckpt.is_file() else []
+
 def _machine_records(trunk_dir, branch_dirs) -> tuple:
-    "(machine records of the trunk's pieces, of the branch folders' train.json): how a one-trunk run was trained."
-    rec = Path(trunk_dir) / "train.json"
+    """(machine records of the trunk: its pieces and its last checkpoint's provenance; of the branches: their
+    train.json and their checkpoints' provenance): how a one-trunk run was trained, a piece killed midway included."""
+    trunk_dir, rec = Path(trunk_dir), Path(trunk_dir) / "train.json"
     pieces = json.loads(rec.read_text()).get("pieces", []) if rec.is_file() else []
-    return ([p.get("machine") for p in pieces],
-            [json.loads((Path(b) / "train.json").read_text()).get("machine") for b in branch_dirs])
+    branches = [r for b in map(Path, branch_dirs)
+                for r in [json.loads((b / "train.json").read_text()).get("machine"), *checkpoint_provenance(b / "last.pt")]]
+    return [p.get("machine") for p in pieces] + checkpoint_provenance(trunk_dir / "last.pt"), branches
 
 def run_cpu_types(run_dir) -> set:
-    "The processors (`cpu_type`) that trained a run through one trunk: its trunk's pieces and its branches (29_budget)."
+    """The processors (`cpu_type`) that trained a run: every process its last checkpoint's provenance names, and for a
+    run through one trunk its trunk's pieces and its branches (29_budget)."""
     run_dir = Path(run_dir)
     trunk, branches = _machine_records(run_dir / "trunk", sorted(f.parent for f in run_dir.glob("budget*/train.json")))
-    return {r["cpu_type"] for r in trunk + branches if r and r.get("cpu_type")}
+    return {r["cpu_type"] for r in trunk + branches + checkpoint_provenance(run_dir / "last.pt")
+            if r and r.get("cpu_type")}
 
 def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, run_dir, budgets) -> str:
     """Start a sweep run from the budget pilot's trunk of the same variant and seed (`29_budget`: results/<profile>/
@@ -194,8 +203,8 @@ def train_variant(
     """Train one run into `run_dir` (log.csv, last.pt): in this process when `gpus` <= 1, else through `train_command`
     with one process per GPU. A run whose training already completed (`trained_step`) is not trained again unless
     `force`: then only its evaluation is missing. Writes and returns a summary (run_dir/train.json): checkpoint,
-    steps, planned_steps, time_limit_min, stopped_by_time_limit, seed, protocol, wall_s, gpus, command, reused, and
-    the machine settings it trained with. `seed`, `protocol`, `steps`: see `variant_configs`."""
+    steps, planned_steps, time_limit_min, stopped_by_time_limit, seed, protocol, wall_s, gpus, command, reused, the
+    machine settings it trained with and the weights' provenance (each process's steps and machine). `seed`, `protocol`, `steps`: see `variant_configs`."""
     model_cfg, train_cfg, _, extra = variant_configs(profile, variant, run_dir, data_root, seed, protocol, steps)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,8 +221,9 @@ def train_variant(
     with torch_threads(run_threads(extra, variant)):          # the settings the run trained with (93_machine)
         summary["machine"] = machine_settings(train_cfg.amp, train_cfg.amp_dtype, train_cfg.device
                                               if train_cfg.device != "auto" else None)
+    summary["provenance"] = checkpoint_provenance(run_dir / "last.pt")       # every process that trained the weights
     cpus = run_cpu_types(run_dir) | {summary["machine"]["cpu_type"]}
-    if len(cpus) > 1:          # a trunk resumed on another processor: recorded so, no claim pairs this run with another
+    if len(cpus) > 1:          # a run resumed on another processor: recorded so, no claim pairs this run with another
         summary["machine"]["cpu_type"] = "mixed: " + " | ".join(sorted(cpus))
     summary.update(
         wall_s=time.perf_counter() - t0, gpus=gpus, variant=variant, profile=str(rel_path(find_profile(profile))),

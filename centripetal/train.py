@@ -22,6 +22,7 @@ from .model import CentripetalNet, MATCHERS, ADAPTIONS, BACKBONES
 from .config import TrainConfig, update_config, config_to_dict, load_profile, setup_logging
 from .checkpoint import save_checkpoint, load_checkpoint, check_model_config, load_weights
 from .checkpoint import model_config_of  # noqa: F401 (still importable from here by older code)
+from .machine import machine_settings, provenance_at
 from centripetal.train_data import (
     build_dataset, epoch_loader, to_device, steps_per_epoch, seed_everything, set_rng_state, ensure_data, Reports,
     log_data_sizes, _log_data_stats,
@@ -150,10 +151,11 @@ def make_optimizer(model: nn.Module, lr: float, device) -> torch.optim.Adam:
 def _unwrap(model): return model.module if hasattr(model, "module") else model
 
 def checkpoint_state(
-    model, optimizer, scaler, step: int, spe: int, model_cfg, train_cfg, rngs: list, info: DistInfo
+    model, optimizer, scaler, step: int, spe: int, model_cfg, train_cfg, rngs: list, info: DistInfo,
+    provenance: list = (),
 ) -> dict:
-    "Everything a resume needs, as tensors and plain values (loadable with weights_only=True)."
-    return dict(
+    "Everything a resume needs, and who trained the weights (`provenance_at`), as plain values (weights_only=True)."
+    return dict(provenance=list(provenance),
         model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
         scaler=scaler.state_dict() if scaler.is_enabled() else None, step=step, epoch=step // spe,
         step_in_epoch=step % spe, steps_per_epoch=spe, world_size=info.world_size, rng=rngs,
@@ -164,7 +166,7 @@ def checkpoint_state(
 # %% ../nbs/13_train.ipynb #493e7b4c
 def restore(path, model, optimizer, scaler, model_cfg, info: DistInfo, spe: int):
     """Load checkpoint `path` into model/optimizer/scaler (after checking its model config); returns (global step, this
-    rank's rng state or None)."""
+    rank's rng state or None, the weights' provenance or None when the checkpoint predates it)."""
     ckpt = load_checkpoint(path, map_location=info.device)
     check_model_config(ckpt, model_cfg, path)
     load_weights(model, ckpt.get("model"), path)
@@ -183,8 +185,8 @@ def restore(path, model, optimizer, scaler, model_cfg, info: DistInfo, spe: int)
             "checkpoint holds generator states for %d process(es), this run has %d: keeping fresh seeds", len(rngs),
             info.world_size,
         )
-        return step, None
-    return step, rngs[info.rank]
+        return step, None, ckpt.get("provenance")
+    return step, rngs[info.rank], ckpt.get("provenance")
 
 # %% ../nbs/13_train.ipynb #c93482bb
 @dataclass
@@ -201,6 +203,8 @@ class Run:
     total: int                       # the step the run ends at: the schedule's end, or max_steps
     step: int = 0                    # where it starts: 0, or the checkpoint's step
     rng: dict = None                 # this process's generator states from the checkpoint (None: fresh seeds)
+    provenance: list = ()            # who trained the weights before this process (the checkpoint's `provenance`)
+    machine: dict = None             # this process's machine settings (93_machine), for its piece of the provenance
     @property
     def out(self) -> Path: return Path(self.train_cfg.out_dir)
     @property
@@ -244,7 +248,7 @@ def build_run(model_cfg, train_cfg: TrainConfig, info: DistInfo, resume=None) ->
     # training crops all have one size: cuDNN times its convolution algorithms once and keeps the fastest
     if info.device.type == "cuda": torch.backends.cudnn.benchmark = True
     scaler = make_scaler(train_cfg, info.device)
-    step, rng = restore(resume, model, optimizer, scaler, model_cfg, info, spe) if resume is not None else (0, None)
+    step, rng, prior = restore(resume, model, optimizer, scaler, model_cfg, info, spe) if resume else (0, None, [])
     if train_cfg.compile: compile_network(model)
     model = wrap_model(model, train_cfg, info)
     if info.is_main:
@@ -252,7 +256,8 @@ def build_run(model_cfg, train_cfg: TrainConfig, info: DistInfo, resume=None) ->
             log.info("resumed from %s at step %d (epoch %d, batch %d of %d)", resume, step, step // spe, step % spe, spe)
         log.info("training %s: %d parameters on %s × %d process(es); %d images, %d steps/epoch, %d steps in all",
                  model_cfg.backbone, n_parameters(model), info.device, info.world_size, len(dataset), spe, total)
-    return Run(model_cfg, train_cfg, info, model, optimizer, scaler, dataset, spe, total, step, rng)
+    return Run(model_cfg, train_cfg, info, model, optimizer, scaler, dataset, spe, total, step, rng, prior,
+               machine_settings(train_cfg.amp, train_cfg.amp_dtype, info.device))
 
 # %% ../nbs/13_train.ipynb #78f5d329
 def run_step(run: Run, images, targets, lr: float) -> dict:
@@ -281,7 +286,8 @@ def save_run(run: Run, step: int):
     rngs = _gather_rng(run.info)                                         # a collective: every process takes part
     if run.info.is_main:
         save_checkpoint(run.ckpt_path, checkpoint_state(run.model, run.optimizer, run.scaler, step, run.spe,
-                                                        run.model_cfg, run.train_cfg, rngs, run.info))
+                                                        run.model_cfg, run.train_cfg, rngs, run.info,
+                                                        provenance_at(run.provenance, run.step, step, run.machine)))
 
 def checkpoint_now(run: Run, window: list, step: int):
     """The checkpoint at `step`: the steps of `window` (not logged yet) checked finite first, so that no checkpoint holds
@@ -305,7 +311,8 @@ def finish(run: Run, step: int, start_step: int, t0: float, data_stats: Counter)
         log.info("stopped at step %d/%d after %.1f s: %.2f images/s (%d process(es)); checkpoint %s",
                  step, run.train_cfg.epochs * run.spe, wall, ips, run.info.world_size, run.ckpt_path)
         _log_data_stats(data_stats)
-    return dict(checkpoint=str(run.ckpt_path), steps=step, images_per_s=ips, wall_s=wall, data_stats=dict(data_stats))
+    return dict(checkpoint=str(run.ckpt_path), steps=step, images_per_s=ips, wall_s=wall, data_stats=dict(data_stats),
+                provenance=provenance_at(run.provenance, start_step, step, run.machine))
 
 # %% ../nbs/13_train.ipynb #43369ba1
 def train(model_cfg, train_cfg: TrainConfig, resume=None, progress: bool = True) -> dict:
@@ -358,12 +365,8 @@ def train_parser() -> argparse.ArgumentParser:
     "The argument parser of `centripetal train`."
     p = argparse.ArgumentParser(
         prog="centripetal train",
-        description=(
-            "Train CentripetalNet. Settings come from a YAML profile "
-            "(experiments/profiles/NAME.yaml or a path); the options below override it. Under torchrun, "
-            "one process per GPU (or CPU process with gloo)."
-        ),
-    )
+        description=("Train CentripetalNet. Settings come from a YAML profile (experiments/profiles/NAME.yaml or a path); "
+                 "the options below override it. Under torchrun, one process per GPU (or CPU process with gloo)."))
     a = p.add_argument
     a("--profile", default="cpu", help="profile name or YAML path (default: cpu)")
     a("--variant", help="a named entry of the profile's 'variants' (an ablation); output goes to OUT/VARIANT")
@@ -379,10 +382,8 @@ def train_parser() -> argparse.ArgumentParser:
       help="fractions of --time-limit after which the lr is divided by 10 (none given: no time-based drops)")
     a("--lr-drop-steps", type=int, nargs="*",
       help="global steps at which the lr is divided by 10, whatever the data's epoch length (none given: no such drops)")
-    a(
-        "--amp", action="store_true", default=None,
-        help="mixed precision: bfloat16 autocast (CPU and CUDA), or float16 + GradScaler on CUDA with --amp-dtype",
-    )
+    a("--amp", action="store_true", default=None,
+      help="mixed precision: bfloat16 autocast (CPU and CUDA), or float16 + GradScaler on CUDA with --amp-dtype")
     a("--amp-dtype", choices=("bfloat16", "float16"), help="autocast dtype with --amp (default: bfloat16)")
     a("--compile", action="store_true", default=None, help="torch.compile the network (backbone and heads)")
     a("--backbone", choices=BACKBONES)
@@ -436,10 +437,8 @@ def main_train(argv=None) -> int:
         log_data_sizes(train_cfg)
     res = train(model_cfg, train_cfg, resume=resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", 0)) == 0:
-        print(
-            f"trained to step {res['steps']} in {res['wall_s']:.1f} s ({res['images_per_s']:.2f} images/s); checkpoint"
-            f" {res['checkpoint']}"
-        )
+        print(f"trained to step {res['steps']} in {res['wall_s']:.1f} s ({res['images_per_s']:.2f} images/s); "
+              f"checkpoint {res['checkpoint']}")
     return 0
 
 # %% ../nbs/13_train.ipynb #a6e795d9

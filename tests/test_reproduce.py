@@ -218,18 +218,26 @@ def test_failing_variant_is_reported_and_others_complete(first, work, caplog):
 
 
 def test_parallel_runs_equal_sequential_ones(first, work):
-    """`--parallel 2`: both seeds of ae1d side by side, each its own process, give the same weights and AP as the first
-    call, which trained them one after the other."""
+    """`--parallel 2 --runs-only`: both seeds of ae1d and full side by side, each its own process, give the same weights
+    and AP as the first call, which trained them one after the other; each `full` run also leaves its decode rules
+    (what `--tables-only` needs of it), equal to those the first call's tables notebook computed."""
     import torch
     from centripetal.reproduce import reproduce
     out = work / "parallel"
-    s = reproduce("ci", out=out, data_root=work / "data", device="cpu", only=["ae1d"], parallel=2, runs_only=True)
-    assert s["failed"] == [] and sorted(s["runs"]) == ["ae1d/seed0", "ae1d/seed1"], s
-    for seed in (0, 1):
-        a, b = (root / "ci" / "runs" / "ae1d" / f"seed{seed}" for root in (work / "results", out))
+    s = reproduce("ci", out=out, data_root=work / "data", device="cpu", only=["ae1d", "full"], parallel=2,
+                  runs_only=True)
+    keys = [f"{v}/seed{k}" for v in ("ae1d", "full") for k in (0, 1)]
+    assert s["failed"] == [] and sorted(s["runs"]) == keys, s
+    assert [s["notebooks"][f"decode rules full/seed{k}"]["status"] for k in (0, 1)] == ["done", "done"], s["notebooks"]
+    for key in keys:
+        variant, seed = key.split("/seed")
+        a, b = (root / "ci" / "runs" / variant / f"seed{seed}" for root in (work / "results", out))
         wa = torch.load(a / "last.pt", weights_only=True, map_location="cpu")["model"]
         wb = torch.load(b / "last.pt", weights_only=True, map_location="cpu")["model"]
-        assert all(torch.equal(wa[k], wb[k]) for k in wa), seed
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), key
         ma, mb = (json.loads((d / "metrics.json").read_text())["metrics"]["bbox"] for d in (a, b))
-        assert ma == mb, seed
-        assert (out / "ci" / "notebooks" / f"run_ae1d_seed{seed}.log").is_file()
+        assert ma == mb, key
+        assert (out / "ci" / "notebooks" / f"run_{variant}_seed{seed}.log").is_file()
+        if variant == "full":
+            ra, rb = (json.loads((d / "decode_rules.json").read_text())["metrics"] for d in (a, b))
+            assert ra == rb and {"paper", "hard rejection (no Eq. 5)"} <= set(rb), key

@@ -46,11 +46,10 @@ def test_tables_only_rebuilds_the_committed_tables_byte_for_byte(profile, tmp_pa
     """`centripetal reproduce --tables-only` on a copy of the committed results (run files only: no tables, runs.md
     or runs.csv) writes every committed table, claims file and runs.md again, byte for byte."""
     import shutil
-    import subprocess
     from centripetal.reproduce import main_reproduce
     src = ROOT / "results" / profile
-    tracked = subprocess.run(["git", "ls-files", "tables", "runs.md", "runs.csv"], cwd=src, capture_output=True,
-                             text=True, check=True).stdout.split()
+    tracked = [f.relative_to(src) for part in ("tables", "runs.md", "runs.csv")
+               for f in _tracked(f"results/{profile}/{part}")]
     assert tracked, f"results/{profile} has no committed tables"
     for f in _tracked("results"):             # every profile's committed files: a table may read another (early_from)
         rel = f.relative_to(ROOT / "results")
