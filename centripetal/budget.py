@@ -289,10 +289,12 @@ def pilot_markdown(df, curve, choice: dict, profile) -> str:
 
 # %% ../nbs/29_budget.ipynb #df0eb161
 def budget_metrics(runs_dir, budget: int) -> dict:
-    "{variant: {seed: metrics.json dict}} of the budget-`budget` folders of a sweep's runs (runs/<v>/seed<k>/budget<B>/)."
+    """{variant: {seed: metrics.json dict}} of the budget-`budget` folders of a sweep's finished runs
+    (runs/<v>/seed<k>/budget<B>/): a run still training (no metrics.json of its own yet) enters no table."""
     out = {}
     for m in sorted(Path(runs_dir).glob(f"*/seed*/budget{budget}/metrics.json")):
         seed_dir = m.parent.parent
+        if not (seed_dir / "metrics.json").is_file(): continue
         out.setdefault(seed_dir.parent.name, {})[int(seed_dir.name[4:])] = json.loads(m.read_text())
     return out
 
