@@ -85,7 +85,8 @@ def _run_side_by_side(ctx: dict, side: list) -> dict:
              c["device"], "--kernel", c["kernel"], "--runs-only", *(["--force"] if c["force"] else []),
              *(["--protocol", c["protocol"]] if c["protocol"] else []),
              *(["--steps", str(c["steps"])] if c["steps"] else [])]
-    out = run_side_by_side(side, c["parallel"], child, c["paths"]["notebooks"])
+    out = run_side_by_side(side, c["parallel"], child, c["paths"]["notebooks"],
+                           threads={v: run_threads(c["extra"], v) for v, _ in side})   # the control: two threads
     for key, st in out.items():
         m = seed_dir(c["paths"]["runs"], *key.split("/seed")) / "metrics.json"
         if st["status"] == "done" and not m.is_file():
@@ -239,7 +240,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
     a("--device", default="auto", help="device for evaluation, tables and figures (default: auto)")
     a("--parallel", type=int, default=1, metavar="N",
       help="train N runs side by side, each its own process (e.g. several small runs on one large GPU, or one thread "
-           "each on a multi-core CPU); the tables are built once at the end")
+           "each on a multi-core CPU); a run of k threads (the control) takes k of the N slots, so with N = 2 it "
+           "waits for the machine to itself; the tables are built once at the end")
     a("--runs-only", action="store_true", help="train and evaluate the runs only; build no table or figure")
     return p
 

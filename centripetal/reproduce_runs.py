@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['log', 'SCHEDULE_FIELDS', 'schedule_over', 'train_command', 'trained_step', 'run_threads', 'torch_threads',
            'checkpoint_provenance', 'run_cpu_types', 'trunk_from_pilot', 'train_variant', 'evaluate_variant',
-           'experiments_dir', 'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'run_side_by_side']
+           'experiments_dir', 'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'next_to_start',
+           'run_side_by_side']
 
 # %% ../nbs/22_runs.ipynb #3a9d7aef
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -350,24 +351,33 @@ def _status_line(name, st):
         return f"{name}: FAILED{extra}: {st['error']} (cell {st.get('cell')} of {st['notebook']})"
     return f"{name}: {st['status']}{extra}"
 
-def run_side_by_side(runs: list, parallel: int, child_argv: list, log_dir, stagger_s: float = 3.0) -> dict:
+def next_to_start(pending: list, busy: int, parallel: int, threads: dict = None):
+    """Index in `pending` ((variant, seed) pairs, in order) of the first run whose threads fit beside the `busy` ones
+    running, or None. A run takes `threads[variant]` threads (default 1, at most `parallel`), so a two-thread run waits
+    until it has both slots to itself: beside a one-thread run on two cores it trained 30× slower (6.5 s a step, not
+    0.2)."""
+    need = lambda v: min(max((threads or {}).get(v) or 1, 1), parallel)
+    return next((i for i, (v, _) in enumerate(pending) if busy + need(v) <= parallel), None)
+
+def run_side_by_side(runs: list, parallel: int, child_argv: list, log_dir, stagger_s: float = 3.0,
+                     threads: dict = None) -> dict:
     """Run each (variant, seed) of `runs` as its own `centripetal reproduce ... --only V --seed-list S` process,
-    `parallel` at a time (each seeded and logged as a run of its own: its notebook, and its output in
-    log_dir/run_<V>_seed<S>.log). Starts are `stagger_s` apart (two Jupyter kernels starting at once can pick the same
-    port). Returns {'V/seed<S>': status dict}."""
+    `parallel` threads at a time (`threads`: {variant: its thread count}, default 1; `next_to_start`), each seeded and
+    logged as a run of its own: its notebook, and its output in log_dir/run_<V>_seed<S>.log. Starts are `stagger_s`
+    apart (two Jupyter kernels starting at once can pick the same port). Returns {'V/seed<S>': status dict}."""
     pending, running, out = list(runs), {}, {}
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     while pending or running:
-        while pending and len(running) < parallel:
-            v, s = pending.pop(0)
+        while (i := next_to_start(pending, sum(r[3] for r in running.values()), parallel, threads)) is not None:
+            v, s = pending.pop(i)
             logf = open(Path(log_dir) / f"run_{v}_seed{s}.log", "w")
             cmd = [sys.executable, "-m", "centripetal.reproduce", *child_argv, "--only", v, "--seed-list", str(s)]
             log.info("side by side (%d at a time): %s/seed%d -> %s", parallel, v, s, logf.name)
             running[f"{v}/seed{s}"] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf,
-                                       time.perf_counter())
-            if pending and len(running) < parallel: time.sleep(stagger_s)
+                                       time.perf_counter(), min(max((threads or {}).get(v) or 1, 1), parallel))
+            if pending: time.sleep(stagger_s)
         time.sleep(0.5)
-        for key, (proc, logf, t0) in list(running.items()):
+        for key, (proc, logf, t0, _) in list(running.items()):
             if proc.poll() is None: continue
             logf.close(); del running[key]
             out[key] = dict(status="done" if proc.returncode == 0 else "failed", seconds=time.perf_counter() - t0,
