@@ -736,6 +736,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs.experiments_dir': ( 'runs.html#experiments_dir',
                                                                                             'centripetal/reproduce_runs.py'),
+                                            'centripetal.reproduce_runs.longest_first': ( 'runs.html#longest_first',
+                                                                                          'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs.next_to_start': ( 'runs.html#next_to_start',
                                                                                           'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs.run_cpu_types': ( 'runs.html#run_cpu_types',

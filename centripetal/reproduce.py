@@ -197,7 +197,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         summary["runs"][key] = st = _run_here(c, name, seed)
         (summary["failed"] if st["status"] == "failed" else trained).append(key)
         (log.error if st["status"] == "failed" else log.info)("%s", _status_line(key, st))
-    for key, st in (_run_side_by_side(c, side) if side else {}).items():
+    for key, st in (_run_side_by_side(c, longest_first(side, est["per_run"])) if side else {}).items():
         summary["runs"][key] = st
         (summary["failed"] if st["status"] == "failed" else trained).append(key)
     if runs_only: _decode_rules_of_full(c, summary, trained)      # what `--tables-only` reads of a `full` run

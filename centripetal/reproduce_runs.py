@@ -6,7 +6,7 @@
 __all__ = ['log', 'SCHEDULE_FIELDS', 'schedule_over', 'train_command', 'trained_step', 'run_threads', 'torch_threads',
            'checkpoint_provenance', 'run_cpu_types', 'trunk_from_pilot', 'train_variant', 'evaluate_variant',
            'experiments_dir', 'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'next_to_start',
-           'run_side_by_side']
+           'longest_first', 'run_side_by_side']
 
 # %% ../nbs/22_runs.ipynb #3a9d7aef
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -358,6 +358,11 @@ def next_to_start(pending: list, busy: int, parallel: int, threads: dict = None)
     0.2)."""
     need = lambda v: min(max((threads or {}).get(v) or 1, 1), parallel)
     return next((i for i, (v, _) in enumerate(pending) if busy + need(v) <= parallel), None)
+
+def longest_first(runs: list, per_run: dict) -> list:
+    """`runs` ((variant, seed) pairs) ordered by their estimated seconds (`per_run`, from `estimate`), longest first,
+    those without an estimate last: side by side, the slots then finish close together (longest processing time first)."""
+    return sorted(runs, key=lambda r: -(per_run.get(r) or 0))
 
 def run_side_by_side(runs: list, parallel: int, child_argv: list, log_dir, stagger_s: float = 3.0,
                      threads: dict = None) -> dict:
