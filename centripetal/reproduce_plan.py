@@ -130,10 +130,10 @@ TABLES_FIGURES_S = 240       # the tables (decode rules of every `full` seed) an
 
 # %% ../nbs/21_plan.ipynb #0a4cfd0a
 def timing_table(results_root, extra: dict) -> dict:
-    """{run: dict(step_s, eval_image_s, source)}: from this profile's finished runs (train.json, metrics.json) where
-    there are some, else from results/<profile>/timing.json (`measure_timing`; also the profile's own folder for a
-    run under another protocol), else from the timing.json of the profile named by its `reproduce_timing_from` key
-    (the same model on the same data)."""
+    """{run: dict(step_s, eval_image_s, source)}: from this profile's finished runs (train.json, metrics.json) that
+    trained all their steps, where there are some, else from results/<profile>/timing.json (`measure_timing`; also the
+    profile's own folder for a run under another protocol), else from the timing.json of the profile named by its
+    `reproduce_timing_from` key (the same model on the same data)."""
     root = Path(results_root)
     out = {}
     # this results folder, the profile's own (the same runs under another protocol), the one it borrows from
@@ -147,7 +147,8 @@ def timing_table(results_root, extra: dict) -> dict:
     for run, seeds in load_train_jsons(root / "runs").items():
         for seed, tj in seeds.items():
             mj = root / "runs" / run / f"seed{seed}" / "metrics.json"
-            if tj.get("reused") or not tj.get("steps") or not mj.is_file(): continue
+            # a run that trained only its last part (its trunk taken from the pilot) would look several times faster
+            if tj.get("reused") or tj.get("trunk_from") or not tj.get("steps") or not mj.is_file(): continue
             m = json.loads(mj.read_text())
             out[run] = dict(step_s=round(tj["wall_s"] / tj["steps"], 3),
                             eval_image_s=round(m["seconds"] / max(m["images"], 1), 3), source="finished runs")
