@@ -174,7 +174,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
     done = {(v, s) for v, s in runs if (seed_dir(paths["runs"], v, s) / "metrics.json").is_file() and not force}
     timing = timing_table(paths["root"], extra)
     est = estimate(runs, settings, extra, timing, done)
-    summary.update(plan=plan_text(extra, settings, c["seeds"], c["variants"], timing, est, done),
+    summary.update(plan=plan_text(extra, settings, c["seeds"], c["variants"], timing, est, done, parallel),
                    estimate_s=est["total_s"])
     print(summary["plan"], flush=True)
     log.info("reproduce profile %s (%s) -> %s", extra["name"], c["path"], paths["root"])

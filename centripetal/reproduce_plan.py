@@ -177,8 +177,10 @@ def _hm(seconds) -> str:
     return f"{m // 60} h {m % 60:02d} min" if m >= 60 else f"{m} min"
 
 # %% ../nbs/21_plan.ipynb #65598c1a
-def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: dict, est: dict, done=()) -> str:
-    "The plan `reproduce` prints at the start: variants × seeds × steps, each variant's timing and the estimate."
+def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: dict, est: dict, done=(),
+              parallel: int = 1) -> str:
+    """The plan `reproduce` prints at the start: variants × seeds × steps, each variant's timing and the estimate (with
+    `parallel` runs side by side, the wall time: the runs' sum divided among the slots)."""
     n = len(variants) * len(seeds)
     steps = "time-limited" if settings["protocol"] == "equal-time" else (
         f"{settings['steps']} steps" if settings["steps"] else "the profile's epochs")
@@ -193,12 +195,16 @@ def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: 
                      f"{_hm(one) if runs else 'done':>9}  {t.get('source', 'no timing: run with --measure first')}")
     tail = (f"estimate: {_hm(est['total_s'])} for the {n - len(done)} run(s) to do, the tables and the figures"
             if est["total_s"] is not None else f"estimate: unknown (no timing for {est['unknown']}: --measure)")
+    wall = est["total_s"]
+    if parallel > 1 and wall is not None:
+        wall = (wall - TABLES_FIGURES_S) / parallel + TABLES_FIGURES_S
+        tail += f"; about {_hm(wall)} of wall time, {parallel} runs side by side"
     budget = extra.get("reproduce_budget_min")
     if budget and est["total_s"] is not None:
-        fits = est["total_s"] <= 60 * budget
+        fits = wall <= 60 * budget
         tail += f" (budget {_hm(60 * budget)} per command: {'fits' if fits else 'DOES NOT FIT'})"
         if not fits and len(seeds) > 1:                 # one seed per piece: each piece is one seed of every variant
-            piece = (est["total_s"] - TABLES_FIGURES_S) / len(seeds) + TABLES_FIGURES_S
+            piece = (wall - TABLES_FIGURES_S) / len(seeds) + TABLES_FIGURES_S
             tail += f"; run it in {len(seeds)} pieces, --seed-list K for each seed, ~{_hm(piece)} each"
     return "\n".join(lines + [tail])
 
