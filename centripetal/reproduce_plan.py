@@ -217,6 +217,7 @@ def plan_status(extra: dict, settings: dict, per_seed: dict) -> str:
     return (f"Plan: {len(names)} runs × seeds {' '.join(map(str, seeds))} × {budget} = {n} runs; done {n - len(todo)}"
             + (f"; to do: {', '.join(todo[:12])}{' ...' if len(todo) > 12 else ''}." if todo else "."))
 
+# %% ../nbs/21_plan.ipynb #0c4e4342
 def training_note(settings: dict, seeds=None, extra: dict = None) -> str:
     """How the runs of a reproduction were trained, in words (for captions, the claims and runs.md): the budget in steps
     and, for a generated benchmark (`extra`'s shapes), in epochs, and the profile's `budget_reading` (what the budget
