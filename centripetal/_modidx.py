@@ -718,6 +718,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs._machine_records': ( 'runs.html#_machine_records',
                                                                                              'centripetal/reproduce_runs.py'),
+                                            'centripetal.reproduce_runs._slots': ('runs.html#_slots', 'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs._status_line': ( 'runs.html#_status_line',
                                                                                          'centripetal/reproduce_runs.py'),
                                             'centripetal.reproduce_runs._torchrun': ( 'runs.html#_torchrun',

@@ -142,13 +142,13 @@ def _machine_records(trunk_dir, branch_dirs) -> tuple:
                 for r in [json.loads((b / "train.json").read_text()).get("machine"), *checkpoint_provenance(b / "last.pt")]]
     return [p.get("machine") for p in pieces] + checkpoint_provenance(trunk_dir / "last.pt"), branches
 
-def run_cpu_types(run_dir) -> set:
-    """The processors (`cpu_type`) that trained a run: every process its last checkpoint's provenance names, and for a
-    run through one trunk its trunk's pieces and its branches (29_budget)."""
+def run_cpu_types(run_dir, provenance: list = None) -> set:
+    """The processors (`cpu_type`) that trained a run: every process its last checkpoint's provenance names (read from
+    run_dir/last.pt unless given), and for a run through one trunk its trunk's pieces and its branches (29_budget)."""
     run_dir = Path(run_dir)
+    if provenance is None: provenance = checkpoint_provenance(run_dir / "last.pt")
     trunk, branches = _machine_records(run_dir / "trunk", sorted(f.parent for f in run_dir.glob("budget*/train.json")))
-    return {r["cpu_type"] for r in trunk + branches + checkpoint_provenance(run_dir / "last.pt")
-            if r and r.get("cpu_type")}
+    return {r["cpu_type"] for r in trunk + branches + provenance if r and r.get("cpu_type")}
 
 def trunk_from_pilot(profile, variant: str, extra: dict, model_cfg, seed: int, run_dir, budgets) -> str:
     """Start a sweep run from the budget pilot's trunk of the same variant and seed (`29_budget`: results/<profile>/
@@ -223,7 +223,7 @@ def train_variant(
         summary["machine"] = machine_settings(train_cfg.amp, train_cfg.amp_dtype, train_cfg.device
                                               if train_cfg.device != "auto" else None)
     summary["provenance"] = checkpoint_provenance(run_dir / "last.pt")       # every process that trained the weights
-    cpus = run_cpu_types(run_dir) | {summary["machine"]["cpu_type"]}
+    cpus = run_cpu_types(run_dir, summary["provenance"]) | {summary["machine"]["cpu_type"]}
     if len(cpus) > 1:          # a run resumed on another processor: recorded so, no claim pairs this run with another
         summary["machine"]["cpu_type"] = "mixed: " + " | ".join(sorted(cpus))
     summary.update(
@@ -356,8 +356,11 @@ def next_to_start(pending: list, busy: int, parallel: int, threads: dict = None)
     running, or None. A run takes `threads[variant]` threads (default 1, at most `parallel`), so a two-thread run waits
     until it has both slots to itself: beside a one-thread run on two cores it trained 30× slower (6.5 s a step, not
     0.2)."""
-    need = lambda v: min(max((threads or {}).get(v) or 1, 1), parallel)
-    return next((i for i, (v, _) in enumerate(pending) if busy + need(v) <= parallel), None)
+    return next((i for i, (v, _) in enumerate(pending) if busy + _slots(v, parallel, threads) <= parallel), None)
+
+def _slots(variant: str, parallel: int, threads: dict = None) -> int:
+    "The slots a run of `variant` takes side by side: its thread count (default 1), at most `parallel`."
+    return min(max((threads or {}).get(variant) or 1, 1), parallel)
 
 def longest_first(runs: list, per_run: dict) -> list:
     """`runs` ((variant, seed) pairs) ordered by their estimated seconds (`per_run`, from `estimate`), longest first,
@@ -379,7 +382,7 @@ def run_side_by_side(runs: list, parallel: int, child_argv: list, log_dir, stagg
             cmd = [sys.executable, "-m", "centripetal.reproduce", *child_argv, "--only", v, "--seed-list", str(s)]
             log.info("side by side (%d at a time): %s/seed%d -> %s", parallel, v, s, logf.name)
             running[f"{v}/seed{s}"] = (subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf,
-                                       time.perf_counter(), min(max((threads or {}).get(v) or 1, 1), parallel))
+                                       time.perf_counter(), _slots(v, parallel, threads))
             if pending: time.sleep(stagger_s)
         time.sleep(0.5)
         for key, (proc, logf, t0, _) in list(running.items()):
