@@ -148,14 +148,24 @@ def _context(profile, out, only, data_root, seeds, seed_list, protocol, steps, *
                 exp=rel_path(experiments_dir()), t_start=time.perf_counter(),
                 started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
+def _skipped(c: dict, force: bool, unpaired: bool) -> tuple:
+    """The runs `reproduce` leaves out: (finished ones (a metrics.json; none under `force`), the ones that would pair with
+    nothing on this processor (`stranded_runs`; none under `unpaired`))."""
+    runs_dir = c["paths"]["runs"]
+    done = {(v, s) for v, s in c["runs"] if (seed_dir(runs_dir, v, s) / "metrics.json").is_file() and not force}
+    todo = [r for r in c["runs"] if r not in done]
+    return done, {} if unpaired else stranded_runs(c["extra"], runs_dir, todo, machine_settings()["cpu_type"])
+
 # %% ../nbs/20_reproduce.ipynb #f5e13eb9
 def reproduce(profile="cpu", force: bool = False, out="results", only=None, data_root=None, dry_run: bool = False,
               kernel: str = "python3", device: str = "auto", seeds: int = None, seed_list=None, protocol: str = None,
-              steps: int = None, tables_only: bool = False, parallel: int = 1, runs_only: bool = False) -> dict:
+              steps: int = None, tables_only: bool = False, parallel: int = 1, runs_only: bool = False,
+              unpaired: bool = False) -> dict:
     """Train and evaluate every run (variant × seed) of `profile` (`only`: some variants; `seeds` / `seed_list`: the
     seeds, default the profile's reproduce_seeds) under its protocol (`protocol`, `steps` override it: see
     `reproduce_settings`), then build the tables, the claims and the figures, into out/<profile>/ (`results_name`).
-    Prints the plan and an estimate of the time first. Runs with a metrics.json are skipped unless `force`. `dry_run`:
+    Prints the plan and an estimate of the time first. Runs with a metrics.json are skipped unless `force`, and so are
+    runs that would pair with nothing on this processor (`stranded_runs`) unless `unpaired`. `dry_run`:
     only print the plan and the training commands. `tables_only`: rebuild every table, the claims and runs.md from the
     committed run files, training and evaluating nothing (the figures are kept). `parallel` N > 1: N runs side by side,
     each its own process (`run_side_by_side`). `runs_only`: train and evaluate, build no table (what each of those
@@ -171,10 +181,10 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
     if not (dry_run or force):
         summary["copied"] = copy_same_runs(c["path"], paths["runs"], runs, Path(out).expanduser().resolve(), protocol,
                                            steps)
-    done = {(v, s) for v, s in runs if (seed_dir(paths["runs"], v, s) / "metrics.json").is_file() and not force}
+    done, stranded = _skipped(c, force, unpaired)
     timing = timing_table(paths["root"], extra)
-    est = estimate(runs, settings, extra, timing, done)
-    summary.update(plan=plan_text(extra, settings, c["seeds"], c["variants"], timing, est, done, parallel),
+    est = estimate(runs, settings, extra, timing, done | set(stranded))
+    summary.update(plan=plan_text(extra, settings, c["seeds"], c["variants"], timing, est, done, parallel, stranded),
                    estimate_s=est["total_s"])
     print(summary["plan"], flush=True)
     log.info("reproduce profile %s (%s) -> %s", extra["name"], c["path"], paths["root"])
@@ -187,6 +197,8 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
         if (name, seed) in done:
             log.info("skip %s: %s exists (force=True or --force runs it again)", key, run_dir / "metrics.json")
             summary["runs"][key] = dict(status="skipped", metrics=str(run_dir / "metrics.json")); continue
+        if (name, seed) in stranded:
+            summary["runs"][key] = dict(status="skipped: would pair with nothing on this processor"); continue
         if dry_run:
             _, t, _, x = variant_configs(c["path"], name, seed=seed, protocol=protocol, steps=steps)
             cmd = train_command(c["path"], x["variant"], run_dir, c["data"], c["gpus"],
@@ -243,6 +255,9 @@ def reproduce_parser() -> argparse.ArgumentParser:
            "each on a multi-core CPU); a run of k threads (the control) takes k of the N slots, so with N = 2 it "
            "waits for the machine to itself; the tables are built once at the end")
     a("--runs-only", action="store_true", help="train and evaluate the runs only; build no table or figure")
+    a("--unpaired", action="store_true",
+      help="train also the runs that would pair with nothing on this processor (every run their claims compare them "
+           "with has finished, for that seed, on another CPU type); skipped by default")
     return p
 
 # %% ../nbs/20_reproduce.ipynb #092881b5
@@ -260,6 +275,7 @@ def main_reproduce(argv=None) -> int:
         args.profile, force=args.force, out=args.out, only=args.only, data_root=args.data_root, dry_run=args.dry_run,
         kernel=args.kernel, device=args.device, seeds=args.seeds, seed_list=args.seed_list, protocol=args.protocol,
         steps=args.steps, tables_only=args.tables_only, parallel=args.parallel, runs_only=args.runs_only,
+        unpaired=args.unpaired,
     )
     for name, st in list(s["runs"].items()) + list(s["notebooks"].items()):
         print(_status_line(name, st) if "command" not in st else f"{name}: {st['status']}: {shlex.join(st['command'])}")

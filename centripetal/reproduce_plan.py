@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['log', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'results_paths', 'seed_dir', 'results_name', 'rel_path', 'load_train_jsons',
            'choose_seeds', 'measure_timing', 'machine_description', 'timing_table', 'estimate', 'plan_text',
-           'plan_status', 'training_note']
+           'plan_status', 'training_note', 'claim_partners', 'stranded_runs']
 
 # %% ../nbs/21_plan.ipynb #a6ead2f4
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -21,6 +21,7 @@ from .config import (load_profile, find_profile, update_config, config_to_dict, 
 from .checkpoint import load_checkpoint
 from .train import ensure_data
 from .machine import machine_settings, check_sweep, SWEEP_KEYS
+from .claims import CLAIMS
 
 log = logging.getLogger("centripetal.reproduce_plan")
 
@@ -131,7 +132,7 @@ TABLES_FIGURES_S = 240       # the tables (decode rules of every `full` seed) an
 # %% ../nbs/21_plan.ipynb #0a4cfd0a
 def timing_table(results_root, extra: dict) -> dict:
     """{run: dict(step_s, eval_image_s, source)}: from this profile's finished runs (train.json, metrics.json) that
-    trained all their steps, where there are some, else from results/<profile>/timing.json (`measure_timing`; also the
+    trained all their steps (the median over seeds), where there are some, else from results/<profile>/timing.json (`measure_timing`; also the
     profile's own folder for a run under another protocol), else from the timing.json of the profile named by its
     `reproduce_timing_from` key (the same model on the same data)."""
     root = Path(results_root)
@@ -144,14 +145,18 @@ def timing_table(results_root, extra: dict) -> dict:
             load = "/".join(map(str, np.atleast_1d(t.get("load_avg_1min", []))))
             for run, v in t["runs"].items():
                 out.setdefault(run, dict(v, source=f"measured {t['measured_utc']}, load {load} ({name}/timing.json)"))
+    finished = {}
     for run, seeds in load_train_jsons(root / "runs").items():
         for seed, tj in seeds.items():
             mj = root / "runs" / run / f"seed{seed}" / "metrics.json"
             # a run that trained only its last part (its trunk taken from the pilot) would look several times faster
             if tj.get("reused") or tj.get("trunk_from") or not tj.get("steps") or not mj.is_file(): continue
             m = json.loads(mj.read_text())
-            out[run] = dict(step_s=round(tj["wall_s"] / tj["steps"], 3),
-                            eval_image_s=round(m["seconds"] / max(m["images"], 1), 3), source="finished runs")
+            finished.setdefault(run, []).append((tj["wall_s"] / tj["steps"], m["seconds"] / max(m["images"], 1)))
+    for run, ts in finished.items():    # the median over seeds: a run slowed by other work beside it moves it little
+        step_s, eval_s = np.median(np.array(ts), axis=0)
+        out[run] = dict(step_s=round(float(step_s), 3), eval_image_s=round(float(eval_s), 3),
+                        source="finished runs" if len(ts) == 1 else f"median of {len(ts)} finished runs")
     return out
 
 def estimate(plan_runs: list, settings: dict, extra: dict, timing: dict, done=()) -> dict:
@@ -178,22 +183,31 @@ def _hm(seconds) -> str:
 
 # %% ../nbs/21_plan.ipynb #65598c1a
 def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: dict, est: dict, done=(),
-              parallel: int = 1) -> str:
+              parallel: int = 1, stranded: dict = None) -> str:
     """The plan `reproduce` prints at the start: variants × seeds × steps, each variant's timing and the estimate (with
-    `parallel` runs side by side, the wall time: the runs' sum divided among the slots)."""
-    n = len(variants) * len(seeds)
+    `parallel` runs side by side, the wall time: the runs' sum divided among the slots), and one line for each run it
+    skips because it would pair with nothing on this processor (`stranded`, from `stranded_runs`)."""
+    n, stranded = len(variants) * len(seeds), stranded or {}
+    skip = set(done) | set(stranded)
     steps = "time-limited" if settings["protocol"] == "equal-time" else (
         f"{settings['steps']} steps" if settings["steps"] else "the profile's epochs")
     lines = [f"plan: profile {extra['name']}, protocol {settings['protocol']}: {len(variants)} variant(s) × "
-             f"{len(seeds)} seed(s) {seeds} × {steps} = {n} run(s), {len(done)} already finished (skipped)",
+             f"{len(seeds)} seed(s) {seeds} × {steps} = {n} run(s), {len(done)} already finished (skipped)"
+             + (f", {len(stranded)} that would pair with nothing here (skipped)" if stranded else ""),
              f"  {'variant':<18} {'s/step':>7} {'eval s/img':>10} {'per run':>9}  timing from"]
     for v in variants:
         t = timing.get(v) or {}
-        runs = [est["per_run"].get((v, s)) for s in seeds if (v, s) not in done]
+        runs = [est["per_run"].get((v, s)) for s in seeds if (v, s) not in skip]
         one = next((r for r in runs if r is not None), None)
         lines.append(f"  {v:<18} {t.get('step_s', float('nan')):>7.2f} {t.get('eval_image_s', float('nan')):>10.3f} "
-                     f"{_hm(one) if runs else 'done':>9}  {t.get('source', 'no timing: run with --measure first')}")
-    tail = (f"estimate: {_hm(est['total_s'])} for the {n - len(done)} run(s) to do, the tables and the figures"
+                     f"{_hm(one) if runs else 'done' if all((v, s) in done for s in seeds) else 'skipped':>9}  "
+                     f"{t.get('source', 'no timing: run with --measure first')}")
+    for (v, s), where in sorted(stranded.items()):
+        on = "; ".join(f"{', '.join(p for p in where if where[p] == cpu)} on {cpu or 'an unrecorded one'}"
+                       for cpu in dict.fromkeys(where.values()))
+        lines.append(f"  skip {v}/seed{s}: it would pair with nothing on this processor (its claims' runs of seed {s}"
+                     f" finished on another: {on}); train it there, or begin a new seed here (--unpaired trains it anyway)")
+    tail = (f"estimate: {_hm(est['total_s'])} for the {n - len(skip)} run(s) to do, the tables and the figures"
             if est["total_s"] is not None else f"estimate: unknown (no timing for {est['unknown']}: --measure)")
     wall = est["total_s"]
     if parallel > 1 and wall is not None:
@@ -242,3 +256,28 @@ def training_note(settings: dict, seeds=None, extra: dict = None) -> str:
     if extra and extra.get("budget_reading"): how += f" {extra['budget_reading'].strip()}"
     if seeds: how += f" Seeds {' '.join(map(str, seeds))}: the same initialisation and data order for every variant."
     return how
+
+# %% ../nbs/21_plan.ipynb #c3f1a9d2
+def claim_partners(extra: dict) -> dict:
+    """{variant: the variants a claim compares it with}: the paper's claims (`CLAIMS`, `28_claims`) and the profile's
+    no-change control (`control`: the variant and the run it repeats)."""
+    pairs = [(c["a"], c["b"]) for c in CLAIMS]
+    if extra.get("control"): pairs.append((extra["control"]["variant"], extra["control"]["of"]))
+    out = {}
+    for a, b in pairs: out.setdefault(a, set()).add(b); out.setdefault(b, set()).add(a)
+    return out
+
+def stranded_runs(extra: dict, runs_dir, todo, here: str) -> dict:
+    """The runs of `todo` ((variant, seed) pairs) that would pair with nothing if trained on this processor (`here`:
+    `machine_settings()['cpu_type']`): every run their claims compare them with (`claim_partners`, same seed) has
+    finished (a metrics.json), and on another processor (train.json's `machine`). A partner still to train, here or
+    later, could pair, so a run with one is not stranded. {(variant, seed): {partner: its processor or None}}."""
+    partners, trained, todo = claim_partners(extra), load_train_jsons(runs_dir), set(todo)
+    out = {}
+    for v, s in sorted(todo):
+        ps = sorted(partners.get(v, ()))
+        if not ps or any((p, s) in todo or not (seed_dir(runs_dir, p, s) / "metrics.json").is_file() for p in ps):
+            continue
+        where = {p: ((trained.get(p, {}).get(s) or {}).get("machine") or {}).get("cpu_type") for p in ps}
+        if all(c != here for c in where.values()): out[(v, s)] = where
+    return out
