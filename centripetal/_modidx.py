@@ -161,6 +161,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'centripetal.claims.claims_table': ('claims.html#claims_table', 'centripetal/claims.py'),
                                     'centripetal.claims.main_claims': ('claims.html#main_claims', 'centripetal/claims.py'),
                                     'centripetal.claims.mean_sd_cell': ('claims.html#mean_sd_cell', 'centripetal/claims.py'),
+                                    'centripetal.claims.noise_blocks': ('claims.html#noise_blocks', 'centripetal/claims.py'),
                                     'centripetal.claims.noise_model': ('claims.html#noise_model', 'centripetal/claims.py'),
                                     'centripetal.claims.paired_values': ('claims.html#paired_values', 'centripetal/claims.py'),
                                     'centripetal.claims.paper_ap': ('claims.html#paper_ap', 'centripetal/claims.py'),

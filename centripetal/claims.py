@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['log', 'HARD_RULE', 'CLAIMS', 'DECODING_CLAIMS', 'CLAIM_COLUMNS', 'BLOCK', 'paper_ap', 'claim_spec', 'claim_verdict',
-           'bbox_ap', 'paired_values', 'runs_frame', 'noise_model', 'claim_numbers', 'claims_table', 'mean_sd_cell',
-           'claims_caption', 'claims_markdown', 'write_claims', 'readme_verdicts', 'sync_readme', 'claims_parser',
-           'main_claims']
+           'bbox_ap', 'paired_values', 'runs_frame', 'noise_blocks', 'noise_model', 'claim_numbers', 'claims_table',
+           'mean_sd_cell', 'claims_caption', 'claims_markdown', 'write_claims', 'readme_verdicts', 'sync_readme',
+           'claims_parser', 'main_claims']
 
 # %% ../nbs/28_claims.ipynb #42059de7
 import csv, io, json, logging, math
@@ -138,6 +138,14 @@ def runs_frame(per_seed_metrics: dict, variants) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["variant", "seed", "ap"])
     return df[np.isfinite(df["ap"].astype(float))].sort_values(["variant", "seed"]).reset_index(drop=True)
 
+def noise_blocks(runs: pd.DataFrame, records: dict = None) -> pd.DataFrame:
+    """`runs` with each seed replaced by its block in the noise model: seed × processor (the `cpu_type` of the run's
+    machine record in `records`), so a run trained on another CPU type than the rest of its seed shares no block with
+    them and its machine's offset does not read as noise. Unchanged without `records`."""
+    if not records: return runs.reset_index(drop=True)
+    cpu = [((records.get(v) or {}).get(s) or {}).get("cpu_type") for v, s in zip(runs.variant, runs.seed)]
+    return runs.assign(seed=[f"{s}|{c}" for s, c in zip(runs.seed, cpu)]).reset_index(drop=True)
+
 def noise_model(runs: pd.DataFrame, alpha: float = 0.05) -> dict:
     """How a claims table estimates its noise: 'pooled' (the residual sd of AP ~ variant + seed over every run) when
     Bartlett's test does not reject equal spreads of the variants' residuals at `alpha`, else 'paired' (each claim's
@@ -191,7 +199,7 @@ def claims_table(per_seed_metrics: dict, claims: list = None, alpha: float = 0.0
     ctl = claim_spec(dict(table="control", paper_a=0.0, paper_b=0.0, direction=0, **control)) if control else None
     variants = sorted({v for s in specs for v in (s["a"], s["b"])})
     runs = runs_frame(per_seed_metrics, variants + ([ctl["a"]] if ctl and ctl["a"] not in variants else []))
-    noise = noise_model(runs[runs.variant.isin(variants)].reset_index(drop=True), alpha)  # the claims' runs only
+    noise = noise_model(noise_blocks(runs[runs.variant.isin(variants)], records), alpha)  # the claims' runs only
     nums = [claim_numbers(runs, s, noise, per_seed_metrics, records) for s in specs]
     raw = [t_test(x["est"], x["se"], x["df"], alpha) for x in nums]
     m = len(specs) if correct else 1
