@@ -205,7 +205,7 @@ def write_runs_md(root, extra: dict, settings: dict, per_seed: dict, trains: dic
         lines += [f"Copied from `results/{src}` (the same runs: equal model, training and test settings and seed; their"
                   f" wall time is counted there): {', '.join(sorted(names))}.", ""]
     lines += [f"Safety stops: {'; '.join(stops)}." if stops else "No run was stopped by the time limit.", ""]
-    lines += [plan_status(extra, settings, per_seed), ""]
+    lines += [plan_status(extra, settings, per_seed, trains, cpus), ""]
     lines.append(pipe_table(head, [r.values() for r in rows], "l" * 5 + "rr" + "l" + "r" * 8 + "l"))
     if cpus: lines += ["", "CPU types (train.json 'machine'): " + "; ".join(f"{k} = {c}" for c, k in cpus.items()) + "."]
     path = root / "runs.md"

@@ -9,6 +9,7 @@ __all__ = ['log', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'results_paths', 'seed_dir',
 
 # %% ../nbs/21_plan.ipynb #a6ead2f4
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -222,14 +223,30 @@ def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: 
             tail += f"; run it in {len(seeds)} pieces, --seed-list K for each seed, ~{_hm(piece)} each"
     return "\n".join(lines + [tail])
 
-def plan_status(extra: dict, settings: dict, per_seed: dict) -> str:
-    "The sweep's plan (variants × the profile's seeds × steps) and what of it is done, in one paragraph."
+# %% ../nbs/21_plan.ipynb #e2f7a4b3
+def plan_status(extra: dict, settings: dict, per_seed: dict, trains: dict = None, cpus: dict = None) -> str:
+    """The sweep's plan (variants × the profile's seeds × steps) and what of it is done, in one paragraph; with the
+    runs' `trains` (train.json dicts) and `cpus` ({cpu_type: its letter in runs.md}), the processors each seed's
+    finished runs trained on, which its runs still to do must use to pair (`stranded_runs`)."""
     names, seeds = [v["name"] for v in run_plan(extra)], list(range(settings["seeds"]))
     todo = [f"{v}/seed{s}" for s in seeds for v in names if s not in per_seed.get(v, {})]
     n = len(names) * len(seeds)
     budget = f"{settings['steps']} steps" if settings["steps"] else "the profile's epochs"
-    return (f"Plan: {len(names)} runs × seeds {' '.join(map(str, seeds))} × {budget} = {n} runs; done {n - len(todo)}"
-            + (f"; to do: {', '.join(todo[:12])}{' ...' if len(todo) > 12 else ''}." if todo else "."))
+    text = (f"Plan: {len(names)} runs × seeds {' '.join(map(str, seeds))} × {budget} = {n} runs; done {n - len(todo)}"
+            + (f"; to do: {', '.join(todo[:12])}" + (f" and {len(todo) - 12} more" if len(todo) > 12 else "") + "."
+               if todo else "."))
+    where = {}
+    for v, runs in (trains or {}).items():
+        for s, t in runs.items():
+            if s in per_seed.get(v, {}):
+                cpu = (t.get("machine") or {}).get("cpu_type")
+                where.setdefault(s, []).append((cpus or {}).get(cpu, cpu or "unrecorded"))
+    if any(k != "unrecorded" for w in where.values() for k in w):     # runs from before the machine records: nothing
+        text += (" Processors of each seed's finished runs (a claim pairs two runs of one seed only on one processor"
+                 " type, so a seed's runs still to do belong on its processor): " + "; ".join(
+                     f"seed {s}: " + ", ".join(f"{k} on {c}" for c, k in sorted(Counter(w).items()))
+                     for s, w in sorted(where.items())) + ".")
+    return text
 
 # %% ../nbs/21_plan.ipynb #0c4e4342
 def training_note(settings: dict, seeds=None, extra: dict = None) -> str:
