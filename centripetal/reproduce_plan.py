@@ -21,7 +21,7 @@ from .config import (load_profile, find_profile, update_config, config_to_dict, 
                                 FULL, run_plan, variant_configs, reproduce_settings, PROTOCOLS)
 from .checkpoint import load_checkpoint
 from .train import ensure_data
-from .machine import machine_settings, check_sweep, SWEEP_KEYS
+from .machine import machine_settings, check_sweep, SWEEP_KEYS, same_cpu
 from .claims import CLAIMS
 
 log = logging.getLogger("centripetal.reproduce_plan")
@@ -133,8 +133,8 @@ TABLES_FIGURES_S = 240       # the tables (decode rules of every `full` seed) an
 # %% ../nbs/21_plan.ipynb #0a4cfd0a
 def timing_table(results_root, extra: dict) -> dict:
     """{run: dict(step_s, eval_image_s, source)}: from this profile's finished runs (train.json, metrics.json) that
-    trained all their steps (the median over seeds), where there are some, else from results/<profile>/timing.json (`measure_timing`; also the
-    profile's own folder for a run under another protocol), else from the timing.json of the profile named by its
+    trained all their steps (the median over seeds), where there are some, else from results/<profile>/timing.json
+    (`measure_timing`; also the profile's own folder for a run under another protocol), else from the timing.json of the profile named by its
     `reproduce_timing_from` key (the same model on the same data)."""
     root = Path(results_root)
     out = {}
@@ -295,6 +295,7 @@ def stranded_runs(extra: dict, runs_dir, todo, here: str) -> dict:
         ps = sorted(partners.get(v, ()))
         if not ps or any((p, s) in todo or not (seed_dir(runs_dir, p, s) / "metrics.json").is_file() for p in ps):
             continue
-        where = {p: ((trained.get(p, {}).get(s) or {}).get("machine") or {}).get("cpu_type") for p in ps}
-        if all(c != here for c in where.values()): out[(v, s)] = where
+        recs = {p: (trained.get(p, {}).get(s) or {}).get("machine") for p in ps}
+        if not any(same_cpu(r, {"cpu_type": here}) for r in recs.values()):     # the claims' own pairing rule
+            out[(v, s)] = {p: (r or {}).get("cpu_type") for p, r in recs.items()}
     return out
