@@ -78,6 +78,10 @@ def _run_here(ctx: dict, name: str, seed: int) -> dict:
             **(err or {})}
 
 # %% ../nbs/20_reproduce.ipynb #e0325252
+def _threads(ctx: dict, runs: list) -> dict:
+    "{variant: the threads a run of it trains with} for the variants of `runs` (the no-change control: two)."
+    return {v: run_threads(ctx["extra"], v) for v, _ in runs}
+
 def _run_side_by_side(ctx: dict, side: list) -> dict:
     "The runs of `side`, `parallel` at a time in processes of their own (`run_side_by_side`); their status dicts."
     c = ctx
@@ -86,7 +90,7 @@ def _run_side_by_side(ctx: dict, side: list) -> dict:
              *(["--protocol", c["protocol"]] if c["protocol"] else []),
              *(["--steps", str(c["steps"])] if c["steps"] else [])]
     out = run_side_by_side(side, c["parallel"], child, c["paths"]["notebooks"],
-                           threads={v: run_threads(c["extra"], v) for v, _ in side})   # the control: two threads
+                           threads=_threads(c, side))
     for key, st in out.items():
         m = seed_dir(c["paths"]["runs"], *key.split("/seed")) / "metrics.json"
         if st["status"] == "done" and not m.is_file():
@@ -183,7 +187,7 @@ def reproduce(profile="cpu", force: bool = False, out="results", only=None, data
                                            steps)
     done, stranded = _skipped(c, force, unpaired)
     timing = timing_table(paths["root"], extra)
-    est = estimate(runs, settings, extra, timing, done | set(stranded))
+    est = estimate(runs, settings, extra, timing, done | set(stranded), parallel, _threads(c, runs))
     summary.update(plan=plan_text(extra, settings, c["seeds"], c["variants"], timing, est, done, parallel, stranded),
                    estimate_s=est["total_s"])
     print(summary["plan"], flush=True)

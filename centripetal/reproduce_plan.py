@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['log', 'OVERHEAD_S', 'TABLES_FIGURES_S', 'results_paths', 'seed_dir', 'results_name', 'rel_path', 'load_train_jsons',
-           'choose_seeds', 'measure_timing', 'machine_description', 'timing_table', 'estimate', 'plan_text',
-           'plan_status', 'training_note', 'claim_partners', 'stranded_runs']
+           'choose_seeds', 'measure_timing', 'machine_description', 'timing_table', 'estimate', 'next_to_start',
+           'longest_first', 'side_by_side_wall', 'plan_text', 'plan_status', 'training_note', 'claim_partners',
+           'stranded_runs']
 
 # %% ../nbs/21_plan.ipynb #a6ead2f4
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -160,10 +161,12 @@ def timing_table(results_root, extra: dict) -> dict:
                         source="finished runs" if len(ts) == 1 else f"median of {len(ts)} finished runs")
     return out
 
-def estimate(plan_runs: list, settings: dict, extra: dict, timing: dict, done=()) -> dict:
+def estimate(plan_runs: list, settings: dict, extra: dict, timing: dict, done=(), parallel: int = 1,
+             threads: dict = None) -> dict:
     """Estimated seconds of each run still to do ((variant, seed) not in `done`) and in all: steps × seconds per step
-    + the validation images × seconds per image + `OVERHEAD_S`, then `TABLES_FIGURES_S`. Under equal-time a run trains
-    its time limit. None where `timing` has no number for a variant."""
+    + the validation images × seconds per image + `OVERHEAD_S`, then `TABLES_FIGURES_S`; and the wall time (`wall_s`)
+    with `parallel` runs side by side (`threads`: {variant: its thread count}; `side_by_side_wall`). Under equal-time a
+    run trains its time limit. None where `timing` has no number for a variant."""
     per, total, unknown = {}, TABLES_FIGURES_S, []
     steps, n_val = settings["steps"], _n_val(extra)
     for variant, seed in plan_runs:
@@ -175,19 +178,54 @@ def estimate(plan_runs: list, settings: dict, extra: dict, timing: dict, done=()
         if settings["time_limit_min"]: train_s = min(train_s, 60 * settings["time_limit_min"])   # the safety stop
         per[(variant, seed)] = train_s + n_val * t["eval_image_s"] + OVERHEAD_S
         total += per[(variant, seed)]
-    return dict(per_run=per, total_s=None if unknown else total, unknown=sorted(set(unknown)))
+    wall = None if unknown else total if parallel <= 1 else (
+        side_by_side_wall(longest_first(list(per), per), per, parallel, threads) + TABLES_FIGURES_S)
+    return dict(per_run=per, total_s=None if unknown else total, unknown=sorted(set(unknown)), wall_s=wall)
 
 def _hm(seconds) -> str:
     if seconds is None: return "?"
     m = round(seconds / 60)
     return f"{m // 60} h {m % 60:02d} min" if m >= 60 else f"{m} min"
 
+# %% ../nbs/21_plan.ipynb #8a3c5f21
+def next_to_start(pending: list, busy: int, parallel: int, threads: dict = None):
+    """Index in `pending` ((variant, seed) pairs, in order) of the first run whose threads fit beside the `busy` ones
+    running, or None. A run takes `threads[variant]` threads (default 1, at most `parallel`), so a two-thread run waits
+    until it has both slots to itself: beside a one-thread run on two cores it trained 30× slower (6.5 s a step, not
+    0.2)."""
+    return next((i for i, (v, _) in enumerate(pending) if busy + _slots(v, parallel, threads) <= parallel), None)
+
+def _slots(variant: str, parallel: int, threads: dict = None) -> int:
+    "The slots a run of `variant` takes side by side: its thread count (default 1), at most `parallel`."
+    return min(max((threads or {}).get(variant) or 1, 1), parallel)
+
+def longest_first(runs: list, per_run: dict) -> list:
+    """`runs` ((variant, seed) pairs) ordered by their estimated seconds (`per_run`, from `estimate`), longest first,
+    those without an estimate last: side by side, the slots then finish close together (longest processing time first)."""
+    return sorted(runs, key=lambda r: -(per_run.get(r) or 0))
+
+def side_by_side_wall(order: list, per_run: dict, parallel: int, threads: dict = None):
+    """Seconds `run_side_by_side` will take for the runs of `order` ((variant, seed) pairs, in the order it starts
+    them) by their estimated seconds (`per_run`): its own rule (`next_to_start`) played on the estimates, so a
+    two-thread run waits for both slots and a slot that ends early while the other still runs counts as lost. None
+    where a run has no estimate."""
+    if any(per_run.get(r) is None for r in order): return None
+    pending, running, now = list(order), [], 0.0                      # running: (its end, the slots it takes)
+    while pending or running:
+        while (i := next_to_start(pending, sum(k for _, k in running), parallel, threads)) is not None:
+            v, s = pending.pop(i)
+            running.append((now + per_run[(v, s)], _slots(v, parallel, threads)))
+        now = min(e for e, _ in running)
+        running = [r for r in running if r[0] > now]
+    return now
+
+
 # %% ../nbs/21_plan.ipynb #65598c1a
 def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: dict, est: dict, done=(),
               parallel: int = 1, stranded: dict = None) -> str:
     """The plan `reproduce` prints at the start: variants × seeds × steps, each variant's timing and the estimate (with
-    `parallel` runs side by side, the wall time: the runs' sum divided among the slots), and one line for each run it
-    skips because it would pair with nothing on this processor (`stranded`, from `stranded_runs`)."""
+    `parallel` runs side by side, the wall time `est['wall_s']` from `estimate` given the same `parallel`), and one
+    line for each run it skips because it would pair with nothing on this processor (`stranded`, from `stranded_runs`)."""
     n, stranded = len(variants) * len(seeds), stranded or {}
     skip = set(done) | set(stranded)
     steps = "time-limited" if settings["protocol"] == "equal-time" else (
@@ -210,9 +248,8 @@ def plan_text(extra: dict, settings: dict, seeds: list, variants: list, timing: 
                      f" finished on another: {on}); train it there, or begin a new seed here (--unpaired trains it anyway)")
     tail = (f"estimate: {_hm(est['total_s'])} for the {n - len(skip)} run(s) to do, the tables and the figures"
             if est["total_s"] is not None else f"estimate: unknown (no timing for {est['unknown']}: --measure)")
-    wall = est["total_s"]
+    wall = est["wall_s"]
     if parallel > 1 and wall is not None:
-        wall = (wall - TABLES_FIGURES_S) / parallel + TABLES_FIGURES_S
         tail += f"; about {_hm(wall)} of wall time, {parallel} runs side by side"
     budget = extra.get("reproduce_budget_min")
     if budget and est["total_s"] is not None:

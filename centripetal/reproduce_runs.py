@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['log', 'SCHEDULE_FIELDS', 'schedule_over', 'train_command', 'trained_step', 'run_threads', 'torch_threads',
            'checkpoint_provenance', 'run_cpu_types', 'trunk_from_pilot', 'train_variant', 'evaluate_variant',
-           'experiments_dir', 'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'next_to_start',
-           'longest_first', 'run_side_by_side']
+           'experiments_dir', 'execute_notebook', 'same_run', 'same_settings', 'copy_same_runs', 'run_side_by_side']
 
 # %% ../nbs/22_runs.ipynb #3a9d7aef
 import argparse, contextlib, dataclasses, io, json, logging, math, os, platform, shlex, shutil, subprocess, sys, time
@@ -22,7 +21,7 @@ from .config import (load_profile, find_profile, update_config, config_to_dict, 
 from .checkpoint import load_checkpoint
 from .train import ensure_data
 from .machine import machine_settings, check_sweep, SWEEP_KEYS
-from .reproduce_plan import results_name, seed_dir, rel_path
+from .reproduce_plan import results_name, seed_dir, rel_path, next_to_start, _slots
 
 log = logging.getLogger("centripetal.reproduce_runs")
 
@@ -350,22 +349,6 @@ def _status_line(name, st):
     if st["status"] == "failed":
         return f"{name}: FAILED{extra}: {st['error']} (cell {st.get('cell')} of {st['notebook']})"
     return f"{name}: {st['status']}{extra}"
-
-def next_to_start(pending: list, busy: int, parallel: int, threads: dict = None):
-    """Index in `pending` ((variant, seed) pairs, in order) of the first run whose threads fit beside the `busy` ones
-    running, or None. A run takes `threads[variant]` threads (default 1, at most `parallel`), so a two-thread run waits
-    until it has both slots to itself: beside a one-thread run on two cores it trained 30× slower (6.5 s a step, not
-    0.2)."""
-    return next((i for i, (v, _) in enumerate(pending) if busy + _slots(v, parallel, threads) <= parallel), None)
-
-def _slots(variant: str, parallel: int, threads: dict = None) -> int:
-    "The slots a run of `variant` takes side by side: its thread count (default 1), at most `parallel`."
-    return min(max((threads or {}).get(variant) or 1, 1), parallel)
-
-def longest_first(runs: list, per_run: dict) -> list:
-    """`runs` ((variant, seed) pairs) ordered by their estimated seconds (`per_run`, from `estimate`), longest first,
-    those without an estimate last: side by side, the slots then finish close together (longest processing time first)."""
-    return sorted(runs, key=lambda r: -(per_run.get(r) or 0))
 
 def run_side_by_side(runs: list, parallel: int, child_argv: list, log_dir, stagger_s: float = 3.0,
                      threads: dict = None) -> dict:
